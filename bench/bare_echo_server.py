@@ -1,0 +1,34 @@
+"""A bare grpcio echo server: the baseline the pool's call latency is compared with.
+
+No protobuf, no codec, no tool dispatch: bytes in, the same bytes out, over the same transport
+(a unix socket) and the same thread-pool server the worker uses.
+
+Usage: python bench/bare_echo_server.py unix:/path/to.sock
+"""
+
+from __future__ import annotations
+
+import sys
+from concurrent import futures
+
+import grpc
+
+
+def _echo(request: bytes, _context: grpc.ServicerContext) -> bytes:
+    return request
+
+
+def main() -> None:
+    handler = grpc.method_handlers_generic_handler(
+        "bench.Echo", {"Call": grpc.unary_unary_rpc_method_handler(_echo)}
+    )
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=36))
+    server.add_generic_rpc_handlers((handler,))
+    server.add_insecure_port(sys.argv[1])
+    server.start()
+    print("ready", flush=True)
+    server.wait_for_termination()
+
+
+if __name__ == "__main__":
+    main()

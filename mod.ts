@@ -1,0 +1,38 @@
+/**
+ * Snakepit: supervised pools of Python workers for Bun and Deno, called as async functions.
+ *
+ * Start a pool of Python worker processes running an adapter (a class whose `@tool` methods
+ * become callable), call its tools, stream from generator tools, and close it: every worker and
+ * its children are gone afterwards.
+ *
+ * @example
+ * ```ts
+ * import { Pool, PythonError } from "@snakepit/snakepit";
+ *
+ * await using pool = await Pool.start({
+ *   adapter: "snakepit_bridge.examples.numeric:NumericAdapter",
+ *   size: 2,
+ * });
+ * console.log(await pool.call("add", { a: 1, b: 2 })); // 3
+ * for await (const n of pool.stream("count", { n: 3 })) console.log(n); // 0 1 2
+ * try {
+ *   await pool.call("fail", { message: "on purpose" });
+ * } catch (error) {
+ *   if (error instanceof PythonError) console.log(error.pythonType); // ValueError
+ * }
+ * ```
+ *
+ * @module
+ */
+export { Pool } from "./src/pool/pool.ts";
+export {
+  CONCURRENT_TASKS_PER_WORKER_MAX,
+  type CallOptions,
+  type PoolOptions,
+  WORKERS_MAX,
+  type WorkerLogSink,
+} from "./src/pool/options.ts";
+export type { ToolDescription, WorkerCapabilities, WorkerDescription } from "./src/bridge/transport.ts";
+export type { Encoding } from "./src/codec/mod.ts";
+export { type PythonSource, resolvePython, type ResolvedPython } from "./src/python_env/resolve.ts";
+export * from "./src/errors/mod.ts";

@@ -1,0 +1,1 @@
+"""Example adapters, used by the tests and the demo: `numeric` (numpy) and `echo`."""

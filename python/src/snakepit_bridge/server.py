@@ -1,0 +1,435 @@
+"""`WorkerServicer`: the gRPC face of one adapter (Ping, Describe, Execute, ExecuteStream, Cancel).
+
+Every failure becomes an `ErrorPayload` in the response; no exception escapes as a gRPC status,
+so the host has one error path. Ping, Describe and Cancel never take the tool lock, so they
+answer while a tool runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import logging
+import os
+import resource
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Coroutine, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+
+from snakepit_bridge import codec
+from snakepit_bridge._generated import worker_pb2, worker_pb2_grpc
+from snakepit_bridge.adapter import Adapter, Tool, discover_tools
+from snakepit_bridge.context import REASON_CANCELLED, SessionStore, ToolContext
+from snakepit_bridge.errors import (
+    InvalidArgumentsError,
+    ToolCancelled,
+    UnknownToolError,
+    WorkerBusyError,
+    error_payload,
+)
+
+PROTOCOL_VERSION = 1
+MAX_MESSAGE_BYTES = 256 * 1024 * 1024
+# Tool RPCs admitted beyond max_concurrency wait for the tool lock; past that they are refused
+# (worker_busy) so they never take the server threads that Ping and Cancel need.
+QUEUED_CALLS_MAX = 2
+ASYNC_CLOSE_TIMEOUT_S = 1.0
+LOCK_POLL_S = 0.05
+_CANCELLED_ERRORS = (asyncio.CancelledError, concurrent.futures.CancelledError)
+
+logger = logging.getLogger("snakepit_bridge.server")
+
+
+@dataclass(frozen=True)
+class WorkerIdentity:
+    run_id: str = ""
+    instance: str = ""
+    worker_id: str = ""
+    adapter: str = ""
+
+
+class AsyncRunner:
+    """One event loop on one daemon thread, where every async tool of the worker runs."""
+
+    def __init__(self) -> None:
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._lock = threading.Lock()
+
+    def submit(self, coroutine: Coroutine[Any, Any, Any]) -> concurrent.futures.Future[Any]:
+        return asyncio.run_coroutine_threadsafe(coroutine, self._ensure_loop())
+
+    def stop(self) -> None:
+        with self._lock:
+            if self._loop is not None:
+                self._loop.call_soon_threadsafe(self._loop.stop)
+                self._loop = None
+
+    def _ensure_loop(self) -> asyncio.AbstractEventLoop:
+        # Started on first use: a worker whose tools are all synchronous never runs the thread.
+        with self._lock:
+            if self._loop is None:
+                loop = asyncio.new_event_loop()
+                threading.Thread(
+                    target=loop.run_forever, name="snakepit-async-tools", daemon=True
+                ).start()
+                self._loop = loop
+            return self._loop
+
+
+class WorkerServicer(worker_pb2_grpc.WorkerServicer):
+    def __init__(
+        self, adapter: Adapter, identity: WorkerIdentity, *, max_concurrency: int = 1
+    ) -> None:
+        if max_concurrency < 1:
+            raise ValueError(f"max_concurrency must be at least 1, got {max_concurrency}")
+        self._adapter = adapter
+        self._identity = identity
+        self._tools = discover_tools(adapter)
+        self._thread_safe = bool(adapter.thread_safe)
+        self._max_concurrency = max_concurrency if self._thread_safe else 1
+        self._admitted_max = self._max_concurrency + QUEUED_CALLS_MAX
+        self._tool_lock = None if self._thread_safe else threading.Lock()
+        self._calls: dict[str, ToolContext] = {}
+        self._calls_lock = threading.Lock()
+        self._calls_served = 0
+        self._sessions = SessionStore()
+        self._runner = AsyncRunner()
+        self._started_monotonic_ns = time.monotonic_ns()
+        self._native_abi_version: int | None = None
+
+    @property
+    def tools(self) -> dict[str, Tool]:
+        return dict(self._tools)
+
+    def close(self) -> None:
+        """Cancels every call still running and stops the async loop."""
+        with self._calls_lock:
+            running = list(self._calls.values())
+        for ctx in running:
+            ctx.cancel(REASON_CANCELLED)
+        self._runner.stop()
+
+    # --- RPCs -----------------------------------------------------------------------------
+
+    def Ping(self, request: worker_pb2.PingRequest, context: Any) -> worker_pb2.PingResponse:
+        with self._calls_lock:
+            in_flight, served = len(self._calls), self._calls_served
+        return worker_pb2.PingResponse(
+            nonce=request.nonce,
+            pid=os.getpid(),
+            rss_bytes=_rss_bytes(),
+            uptime_ms=(time.monotonic_ns() - self._started_monotonic_ns) // 1_000_000,
+            in_flight=in_flight,
+            calls_served=served,
+        )
+
+    def Describe(self, request: Any, context: Any) -> worker_pb2.DescribeResponse:
+        identity = self._identity
+        return worker_pb2.DescribeResponse(
+            worker=worker_pb2.WorkerInfo(
+                pid=os.getpid(),
+                run_id=identity.run_id,
+                instance=identity.instance,
+                worker_id=identity.worker_id,
+                adapter=identity.adapter,
+                python_version=sys.version.split()[0],
+            ),
+            tools=[_tool_spec(self._tools[name]) for name in sorted(self._tools)],
+            capabilities=worker_pb2.Capabilities(
+                protocol_version=PROTOCOL_VERSION,
+                encodings=[worker_pb2.ENCODING_MSGPACK, worker_pb2.ENCODING_JSON],
+                zero_copy=False,
+                max_message_bytes=MAX_MESSAGE_BYTES,
+                max_concurrency=self._max_concurrency,
+                thread_safe=self._thread_safe,
+                native_abi_version=self._native_abi(),
+            ),
+        )
+
+    def Cancel(self, request: worker_pb2.CancelRequest, context: Any) -> worker_pb2.CancelResponse:
+        with self._calls_lock:
+            ctx = self._calls.get(request.request_id)
+        if ctx is not None:
+            ctx.cancel(REASON_CANCELLED)
+        return worker_pb2.CancelResponse(found=ctx is not None)
+
+    def Execute(
+        self, request: worker_pb2.ExecuteRequest, context: Any
+    ) -> worker_pb2.ExecuteResponse:
+        timing = worker_pb2.Timing()
+        request_id = request.request_id
+        try:
+            with self._admitted(request, context) as ctx:
+                tool, arguments, encoding = self._prepare(request, ctx, timing)
+                with self._tool_turn(ctx):
+                    started = time.perf_counter_ns()
+                    try:
+                        result = self._invoke(tool, arguments, ctx)
+                        if tool.streaming:
+                            result = list(self._iterate(result, tool, ctx))
+                    finally:
+                        timing.execute_ns = time.perf_counter_ns() - started
+                started = time.perf_counter_ns()
+                data = _encode_result(result, encoding)
+                timing.encode_ns = time.perf_counter_ns() - started
+                return worker_pb2.ExecuteResponse(
+                    request_id=request_id,
+                    result=worker_pb2.Payload(encoding=encoding, data=data),
+                    timing=timing,
+                )
+        except BaseException as exc:  # noqa: BLE001 - every failure is reported as data
+            return worker_pb2.ExecuteResponse(
+                request_id=request_id, error=_safe_payload(exc), timing=timing
+            )
+
+    def ExecuteStream(
+        self, request: worker_pb2.ExecuteRequest, context: Any
+    ) -> Iterator[worker_pb2.StreamChunk]:
+        timing = worker_pb2.Timing()
+        request_id = request.request_id
+        sequence = 0
+        try:
+            with self._admitted(request, context) as ctx:
+                tool, arguments, encoding = self._prepare(request, ctx, timing)
+                with self._tool_turn(ctx):
+                    produced = self._invoke(tool, arguments, ctx)
+                    values = self._iterate(produced, tool, ctx) if tool.streaming else [produced]
+                    for value in values:
+                        started = time.perf_counter_ns()
+                        data = _encode_result(value, encoding)
+                        timing.encode_ns += time.perf_counter_ns() - started
+                        yield worker_pb2.StreamChunk(
+                            request_id=request_id,
+                            sequence=sequence,
+                            item=worker_pb2.Payload(encoding=encoding, data=data),
+                        )
+                        sequence += 1
+                        if not context.is_active():
+                            # The host went away: stop the producer rather than compute items
+                            # nobody will read.
+                            ctx.cancel(REASON_CANCELLED)
+                            return
+                end = worker_pb2.StreamEnd(items=sequence, timing=timing)
+                yield worker_pb2.StreamChunk(request_id=request_id, sequence=sequence, end=end)
+        except BaseException as exc:  # noqa: BLE001 - every failure is reported as data
+            if isinstance(exc, GeneratorExit):
+                raise
+            yield worker_pb2.StreamChunk(
+                request_id=request_id, sequence=sequence, error=_safe_payload(exc)
+            )
+
+    # --- call machinery --------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _admitted(self, request: worker_pb2.ExecuteRequest, context: Any) -> Iterator[ToolContext]:
+        """Registers the call (for Cancel and Ping) for exactly as long as it runs."""
+        request_id = request.request_id or uuid.uuid4().hex
+        ctx = ToolContext(
+            request_id=request_id,
+            tool=request.tool,
+            session_id=request.session_id,
+            correlation_id=request.metadata.correlation_id,
+            traceparent=request.metadata.traceparent,
+            tracestate=request.metadata.tracestate,
+            deadline_unix_ms=request.deadline_unix_ms,
+            worker_id=self._identity.worker_id,
+            session=self._sessions.get(request.session_id),
+        )
+        with self._calls_lock:
+            if request_id in self._calls:
+                raise InvalidArgumentsError(f"request_id {request_id!r} is already in flight")
+            if len(self._calls) >= self._admitted_max:
+                raise WorkerBusyError(
+                    f"Worker is busy: {len(self._calls)} calls in flight, at most "
+                    f"{self._admitted_max} admitted (max_concurrency {self._max_concurrency})",
+                    suggestion="Retry on another worker or after a running call completes",
+                )
+            self._calls[request_id] = ctx
+        try:
+            # The RPC ending for any reason (client cancel, gRPC deadline) ends the call; after a
+            # normal completion the callback finds nothing left to stop.
+            if not context.add_callback(ctx.cancel):
+                ctx.cancel(REASON_CANCELLED)
+            yield ctx
+        finally:
+            with self._calls_lock:
+                del self._calls[request_id]
+                self._calls_served += 1
+
+    def _prepare(
+        self, request: worker_pb2.ExecuteRequest, ctx: ToolContext, timing: worker_pb2.Timing
+    ) -> tuple[Tool, dict[str, Any], int]:
+        tool = self._tools.get(request.tool)
+        if tool is None:
+            raise UnknownToolError(request.tool, self._tools)
+        ctx.check_cancelled()
+        encoding = codec.resolve_encoding(request.args.encoding)
+        started = time.perf_counter_ns()
+        decoded = codec.decode(request.args.data, encoding) if request.args.data else None
+        timing.decode_ns = time.perf_counter_ns() - started
+        arguments = {} if decoded is None else decoded
+        if not isinstance(arguments, dict) or not all(isinstance(k, str) for k in arguments):
+            raise InvalidArgumentsError(
+                f"Arguments of tool {tool.name!r} must be a map of parameter name to value, "
+                f"got {type(arguments).__name__}"
+            )
+        try:
+            tool.bind(arguments)
+        except TypeError as error:
+            raise InvalidArgumentsError(
+                f"Cannot call tool {tool.name!r}{tool.signature_text}: {error}"
+            ) from None
+        if tool.accepts_context:
+            arguments = {**arguments, "ctx": ctx}
+        return tool, arguments, encoding
+
+    @contextlib.contextmanager
+    def _tool_turn(self, ctx: ToolContext) -> Iterator[None]:
+        """Serialises tool execution for adapters that are not thread-safe."""
+        lock = self._tool_lock
+        if lock is None:
+            yield
+            return
+        while not lock.acquire(timeout=LOCK_POLL_S):
+            ctx.check_cancelled()  # A call cancelled while queued never starts.
+        try:
+            ctx.check_cancelled()
+            yield
+        finally:
+            lock.release()
+
+    def _invoke(self, tool: Tool, arguments: dict[str, Any], ctx: ToolContext) -> Any:
+        if tool.is_async and not tool.streaming:
+            return self._await(self._runner.submit(tool.function(**arguments)), ctx)
+        return tool.function(**arguments)
+
+    def _iterate(self, produced: Any, tool: Tool, ctx: ToolContext) -> Iterator[Any]:
+        """Items of a generator tool, stopping (and closing the generator) once cancelled."""
+        if tool.is_async:
+            yield from self._iterate_async(produced, ctx)
+            return
+        try:
+            while True:
+                ctx.check_cancelled()
+                try:
+                    item = next(produced)
+                except StopIteration:
+                    return
+                yield item
+        finally:
+            produced.close()
+
+    def _iterate_async(self, produced: Any, ctx: ToolContext) -> Iterator[Any]:
+        try:
+            while True:
+                ctx.check_cancelled()
+                finished, item = self._await(self._runner.submit(_next_item(produced)), ctx)
+                if finished:
+                    return
+                yield item
+        finally:
+            closing = self._runner.submit(produced.aclose())
+            with contextlib.suppress(BaseException):
+                closing.result(timeout=ASYNC_CLOSE_TIMEOUT_S)
+
+    def _await(self, future: concurrent.futures.Future[Any], ctx: ToolContext) -> Any:
+        """Waits for an async step; cancelling the call cancels its task."""
+        ctx.add_cancel_callback(future.cancel)
+        try:
+            while True:
+                try:
+                    return future.result(timeout=ctx.seconds_until_deadline())
+                except concurrent.futures.TimeoutError:
+                    # Reading `cancelled` past the deadline cancels the call, and so the future.
+                    if ctx.cancelled:
+                        future.cancel()
+                except _CANCELLED_ERRORS:
+                    ctx.check_cancelled()
+                    raise ToolCancelled(f"Tool {ctx.tool!r} cancelled its own task") from None
+        finally:
+            ctx.remove_cancel_callback(future.cancel)
+
+    def _native_abi(self) -> int:
+        if self._native_abi_version is None:
+            self._native_abi_version = native_abi_version()
+        return self._native_abi_version
+
+
+async def _next_item(produced: Any) -> tuple[bool, Any]:
+    # StopAsyncIteration must not cross the thread boundary as an exception: it is the normal
+    # end of the stream.
+    try:
+        return False, await produced.__anext__()
+    except StopAsyncIteration:
+        return True, None
+
+
+def native_abi_version() -> int:
+    """The native library's ABI version, or 0 when it is absent or fails to load."""
+    try:
+        from snakepit_bridge import native  # Loaded lazily: the worker runs without it.
+
+        return int(native.abi_version_or_zero())
+    except Exception as error:  # noqa: BLE001 - any native failure means "no native library"
+        logger.debug("native library unavailable: %r", error)
+        return 0
+
+
+def _encode_result(value: Any, encoding: int) -> bytes:
+    try:
+        return codec.encode(value, encoding)
+    except Exception as error:
+        # The traceback points into the codec, not at the tool: the message says what to fix.
+        raise error.with_traceback(None) from None
+
+
+def _safe_payload(exc: BaseException) -> worker_pb2.ErrorPayload:
+    try:
+        return error_payload(exc)
+    except Exception as failure:  # noqa: BLE001 - the error path itself must not fail
+        logger.exception("building an error payload failed")
+        return worker_pb2.ErrorPayload(
+            kind="python",
+            python_type=type(exc).__qualname__,
+            message=f"<error payload failed: {type(failure).__qualname__}>",
+        )
+
+
+def _tool_spec(tool: Tool) -> worker_pb2.ToolSpec:
+    return worker_pb2.ToolSpec(
+        name=tool.name,
+        doc=tool.doc,
+        signature=tool.signature_text,
+        parameters=[
+            worker_pb2.ToolParameter(
+                name=p.name,
+                kind=p.kind,
+                annotation=p.annotation,
+                required=p.required,
+                default_repr=p.default_repr,
+            )
+            for p in tool.parameters
+        ],
+        returns=tool.returns,
+        streaming=tool.streaming,
+        is_async=tool.is_async,
+    )
+
+
+def _rss_bytes() -> int:
+    try:
+        with open("/proc/self/statm", "rb") as statm:
+            resident_pages = int(statm.read().split()[1])
+        return resident_pages * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        # Without /proc (macOS), the peak RSS is the best the platform offers; Linux reports
+        # it in KiB, macOS in bytes.
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return peak if sys.platform == "darwin" else peak * 1024

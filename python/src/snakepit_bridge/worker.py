@@ -1,0 +1,331 @@
+"""The worker process: `python -m snakepit_bridge.worker --socket PATH --adapter module:Class ...`.
+
+Stdout is the protocol channel: exactly one JSON line, either
+`{"event":"ready",...}` once the socket serves, or `{"event":"startup_error",...}` before exit
+code 3. Everything else (logs, a tool's print()) goes to stderr: file descriptor 1 itself is
+pointed at stderr so that even child processes cannot write into the protocol channel.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import ctypes
+import importlib
+import json
+import logging
+import os
+import re
+import signal
+import sys
+import threading
+import time
+import traceback
+from concurrent import futures
+from typing import Any, NoReturn
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+from snakepit_bridge._generated import worker_pb2_grpc
+from snakepit_bridge.adapter import Adapter
+from snakepit_bridge.server import MAX_MESSAGE_BYTES, PROTOCOL_VERSION, WorkerIdentity
+from snakepit_bridge.server import WorkerServicer
+
+EXIT_STARTUP_ERROR = 3
+EXIT_USAGE = 2
+GRACE_S = 2.0
+PARENT_POLL_S = 0.2
+STOP_POLL_S = 0.05
+SPARE_THREADS = 4  # Ping, Describe, Cancel and health always find a thread.
+SOCKET_PATH_BYTES_MAX = 107  # sun_path is 108 bytes on Linux, NUL included.
+PR_SET_PDEATHSIG = 1
+SERVICE_NAME = "snakepit.v1.Worker"
+_ADAPTER_SPEC = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
+
+logger = logging.getLogger("snakepit_bridge.worker")
+
+
+class StartupError(Exception):
+    """A failure before readiness; `kind` is "import", "adapter", "bind" or "usage"."""
+
+    def __init__(self, kind: str, error: BaseException) -> None:
+        super().__init__(str(error))
+        self.kind = kind
+        self.error = error
+
+
+class ProtocolChannel:
+    """The private duplicate of the original stdout that carries the JSON protocol lines."""
+
+    def __init__(self) -> None:
+        sys.stdout.flush()
+        self._fd = os.dup(1)  # Not inherited by children (PEP 446).
+        os.dup2(2, 1)
+
+    def emit(self, event: dict[str, Any]) -> None:
+        line = json.dumps(event, separators=(",", ":"), ensure_ascii=False) + "\n"
+        data = line.encode("utf-8", errors="replace")
+        while data:
+            data = data[os.write(self._fd, data) :]
+
+
+class ProcessHygiene:
+    """Makes the worker die with its parent and take its own children along."""
+
+    def __init__(self, parent_pid: int | None) -> None:
+        self._initial_ppid = os.getppid()
+        self._parent_pid = parent_pid
+
+    def arm(self) -> None:
+        if os.getsid(0) != os.getpid():
+            try:
+                os.setsid()
+            except PermissionError:
+                # Already a process-group leader (the host spawned us in our own group): that
+                # group is ours, which is all killpg needs.
+                logger.debug("setsid refused; staying in process group %d", os.getpgrp())
+        _arm_parent_death_signal()
+        # The parent may have died between our fork and prctl, when no signal was armed yet.
+        if self.parent_gone():
+            logger.error("parent process is already gone; exiting")
+            self.kill_group()
+        threading.Thread(target=self._watch, name="snakepit-parent-watch", daemon=True).start()
+
+    def parent_gone(self) -> bool:
+        if os.getppid() != self._initial_ppid:
+            return True
+        if self._parent_pid is not None and self._parent_pid != self._initial_ppid:
+            return not _pid_alive(self._parent_pid)
+        return False
+
+    def kill_group(self) -> NoReturn:
+        _flush_stdio()
+        # Only a group we lead is ours to kill: never signal the host's group.
+        if os.getpgrp() == os.getpid():
+            os.killpg(0, signal.SIGKILL)
+        os.kill(os.getpid(), signal.SIGKILL)
+        raise SystemExit(1)  # Unreachable; keeps the type checker honest.
+
+    def _watch(self) -> None:
+        while True:
+            time.sleep(PARENT_POLL_S)
+            if self.parent_gone():
+                logger.error("parent process died; killing the worker's process group")
+                self.kill_group()
+
+
+def main(argv: list[str] | None = None) -> NoReturn:
+    logging.basicConfig(
+        stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    protocol = ProtocolChannel()
+    try:
+        options = _parse_arguments(argv)
+    except StartupError as failure:
+        _fail(protocol, failure, EXIT_USAGE)
+    hygiene = ProcessHygiene(options.parent_pid)
+    hygiene.arm()
+    stop_signals: list[int] = []
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        # Only append in the handler: taking a lock (Event.set) there can deadlock against
+        # the interrupted main thread.
+        signal.signal(signum, lambda received, _frame: stop_signals.append(received))
+
+    socket_path = os.path.abspath(options.socket)
+    try:
+        adapter = load_adapter(options.adapter)
+        servicer = _build_servicer(adapter, options)
+        server = _serve(servicer, socket_path, options.max_concurrency)
+    except StartupError as failure:
+        _fail(protocol, failure, EXIT_STARTUP_ERROR)
+    protocol.emit(
+        {
+            "event": "ready",
+            "pid": os.getpid(),
+            "protocol_version": PROTOCOL_VERSION,
+            "address": f"unix:{socket_path}",
+            "worker_id": options.worker_id,
+        }
+    )
+    logger.info("worker %s serving %s on unix:%s", options.worker_id, options.adapter, socket_path)
+    while not stop_signals:
+        time.sleep(STOP_POLL_S)
+    logger.info("received signal %d", stop_signals[0])
+    _shut_down(server, servicer, adapter, socket_path)
+    if hygiene.parent_gone():
+        hygiene.kill_group()
+    _terminate_own_children()
+    _flush_stdio()
+    os._exit(0)  # Threads stuck in an uncancellable tool must not hold the exit hostage.
+
+
+def load_adapter(spec: str) -> Adapter:
+    """Imports `module:Class`, instantiates it and runs its setup; raises StartupError."""
+    if not _ADAPTER_SPEC.match(spec):
+        error = ValueError(
+            f"Adapter spec must be 'module:Class' (for example "
+            f"'snakepit_bridge.examples.numeric:NumericAdapter'), got {spec!r}"
+        )
+        raise StartupError("adapter", error)
+    module_name, _, attribute_path = spec.partition(":")
+    try:
+        target: Any = importlib.import_module(module_name)
+    except BaseException as error:  # noqa: BLE001 - a module may even call sys.exit at import
+        raise StartupError("import", error) from error
+    try:
+        for attribute in attribute_path.split("."):
+            target = getattr(target, attribute)
+        if not (isinstance(target, type) and issubclass(target, Adapter)):
+            raise TypeError(
+                f"{spec} is {type(target).__name__} {target!r}, not a subclass of "
+                "snakepit_bridge.adapter.Adapter"
+            )
+        adapter = target()
+        adapter.setup()
+        return adapter
+    except BaseException as error:  # noqa: BLE001 - any failure here is the adapter's
+        raise StartupError("adapter", error) from error
+
+
+def _build_servicer(adapter: Adapter, options: argparse.Namespace) -> WorkerServicer:
+    identity = WorkerIdentity(
+        run_id=options.run_id,
+        instance=options.instance,
+        worker_id=options.worker_id,
+        adapter=options.adapter,
+    )
+    try:
+        return WorkerServicer(adapter, identity, max_concurrency=options.max_concurrency)
+    except Exception as error:  # Tool discovery failures (duplicate names) are the adapter's.
+        raise StartupError("adapter", error) from error
+
+
+def _serve(servicer: WorkerServicer, socket_path: str, max_concurrency: int) -> grpc.Server:
+    try:
+        if len(os.fsencode(socket_path)) > SOCKET_PATH_BYTES_MAX:
+            raise ValueError(
+                f"Socket path is {len(os.fsencode(socket_path))} bytes, over the "
+                f"{SOCKET_PATH_BYTES_MAX}-byte limit of unix sockets: {socket_path}"
+            )
+        server = grpc.server(
+            futures.ThreadPoolExecutor(
+                max_workers=max_concurrency + SPARE_THREADS, thread_name_prefix="snakepit-rpc"
+            ),
+            options=[
+                ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+                ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+            ],
+        )
+        worker_pb2_grpc.add_WorkerServicer_to_server(servicer, server)
+        health_servicer = health.HealthServicer()
+        for service in ("", SERVICE_NAME):
+            health_servicer.set(service, health_pb2.HealthCheckResponse.SERVING)
+        health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+        server.add_insecure_port(f"unix:{socket_path}")
+        server.start()
+        os.chmod(socket_path, 0o600)
+        return server
+    except Exception as error:
+        raise StartupError("bind", error) from error
+
+
+def _shut_down(
+    server: grpc.Server, servicer: WorkerServicer, adapter: Adapter, socket_path: str
+) -> None:
+    logger.info("stopping (grace %.1fs)", GRACE_S)
+    servicer.close()  # Cancelled tools finish within the grace period when they cooperate.
+    server.stop(GRACE_S).wait(GRACE_S + 1.0)
+    try:
+        adapter.teardown()
+    except Exception:
+        logger.exception("adapter teardown failed")
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(socket_path)
+
+
+def _terminate_own_children() -> None:
+    # Processes a tool started live in our process group; a stopping worker leaves no orphans.
+    if os.getpgrp() != os.getpid():
+        return
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(0, signal.SIGTERM)
+
+
+def _fail(protocol: ProtocolChannel, failure: StartupError, exit_code: int) -> NoReturn:
+    error = failure.error
+    formatted = "".join(traceback.format_exception(type(error), error, error.__traceback__))
+    sys.stderr.write(formatted)
+    protocol.emit(
+        {
+            "event": "startup_error",
+            "kind": failure.kind,
+            "python_type": type(error).__qualname__,
+            "message": str(error),
+            "traceback": formatted,
+        }
+    )
+    _flush_stdio()
+    os._exit(exit_code)
+
+
+class _ArgumentParser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        raise StartupError("usage", ValueError(f"{self.prog}: {message}"))
+
+
+def _parse_arguments(argv: list[str] | None) -> argparse.Namespace:
+    parser = _ArgumentParser(prog="python -m snakepit_bridge.worker", description=__doc__)
+    parser.add_argument("--socket", required=True, help="unix socket path to serve on")
+    parser.add_argument("--adapter", required=True, help="adapter as module:Class")
+    parser.add_argument("--run-id", required=True, help="the host run this worker belongs to")
+    parser.add_argument("--instance", required=True, help="the host instance name")
+    parser.add_argument("--worker-id", required=True, help="this worker's id within the pool")
+    parser.add_argument("--max-concurrency", type=_positive_int, default=1)
+    parser.add_argument("--parent-pid", type=_positive_int, default=None)
+    return parser.parse_args(argv)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return value
+
+
+def _arm_parent_death_signal() -> None:
+    if not sys.platform.startswith("linux"):
+        return  # Elsewhere the parent watcher alone notices the parent's death.
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0) != 0:
+        logger.warning("prctl(PR_SET_PDEATHSIG) failed: errno %d", ctypes.get_errno())
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A dead parent nobody has reaped yet is a zombie: it still answers kill(0).
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            return stat.read().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except (OSError, IndexError):
+        return True
+
+
+def _flush_stdio() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,104 @@
+/**
+ * The seam between the pool and a worker: one interface, implemented by the gRPC transport
+ * (and later by the shared-memory fast lane), with the same semantics.
+ *
+ * @module
+ */
+
+/** One call as it goes on the wire. */
+export interface WireRequest {
+  requestId: string;
+  tool: string;
+  /** Encoded keyword arguments. */
+  args: Uint8Array;
+  /** Wire encoding number (1 msgpack, 2 json). */
+  encoding: number;
+  sessionId: string;
+  /** Absolute deadline in Unix ms; 0 for none. */
+  deadlineUnixMs: number;
+  correlationId: string;
+  traceparent: string;
+}
+
+/** Where the worker spent a call's time, in nanoseconds. */
+export interface WorkerTiming {
+  decodeNs: number;
+  executeNs: number;
+  encodeNs: number;
+}
+
+/** The worker's answer: an encoded result or a structured error payload. */
+export type WireOutcome =
+  | { ok: true; data: Uint8Array; encoding: number; timing: WorkerTiming }
+  | { ok: false; error: unknown };
+
+/** One event of a streamed call. */
+export type WireStreamEvent =
+  | { kind: "item"; data: Uint8Array; encoding: number; sequence: number }
+  | { kind: "error"; error: unknown }
+  | { kind: "end"; items: number };
+
+/** The worker's answer to a ping. */
+export interface PingInfo {
+  pid: number;
+  rssBytes: number;
+  uptimeMs: number;
+  inFlight: number;
+  callsServed: number;
+}
+
+/** A tool as the worker describes it. */
+export interface ToolDescription {
+  name: string;
+  doc: string;
+  signature: string;
+  parameters: Array<{ name: string; kind: string; annotation: string; required: boolean; defaultRepr: string }>;
+  returns: string;
+  streaming: boolean;
+  isAsync: boolean;
+}
+
+/** What a worker can do. */
+export interface WorkerCapabilities {
+  protocolVersion: number;
+  encodings: string[];
+  zeroCopy: boolean;
+  maxMessageBytes: number;
+  maxConcurrency: number;
+  threadSafe: boolean;
+  nativeAbiVersion: number;
+}
+
+/** A worker's self-description. */
+export interface WorkerDescription {
+  pid: number;
+  workerId: string;
+  adapter: string;
+  pythonVersion: string;
+  tools: ToolDescription[];
+  capabilities: WorkerCapabilities;
+}
+
+/**
+ * A failure of the channel itself (not of the tool): carries the gRPC status so the caller can
+ * tell a deadline from a dead peer.
+ */
+export class ChannelError extends Error {
+  constructor(message: string, readonly grpcStatus: number, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = "ChannelError";
+  }
+}
+
+/** How the pool talks to one worker. */
+export interface WorkerTransport {
+  /** Runs a call; rejects with `ChannelError` when the channel fails or `signal` aborts. */
+  execute(request: WireRequest, signal?: AbortSignal): Promise<WireOutcome>;
+  /** Runs a streaming call; iteration applies backpressure; `signal` cancels it. */
+  stream(request: WireRequest, signal?: AbortSignal): AsyncIterable<WireStreamEvent>;
+  ping(timeoutMs: number): Promise<PingInfo>;
+  describe(timeoutMs: number): Promise<WorkerDescription>;
+  /** Asks the worker to cancel a running call; resolves whether it was found. */
+  cancel(requestId: string, timeoutMs: number): Promise<boolean>;
+  close(): void;
+}

@@ -1,0 +1,28 @@
+/**
+ * The error taxonomy: every failure a Snakepit caller can see is a `SnakepitError`.
+ *
+ * @module
+ */
+export { type ErrorCode, GrpcStatus, SnakepitError, type SnakepitErrorOptions } from "./snakepit_error.ts";
+export {
+  InvalidArgumentsError,
+  type PythonCause,
+  PythonError,
+  type PythonErrorInit,
+  type TracebackFrame,
+  UnknownToolError,
+} from "./python_error.ts";
+export {
+  CallTimeoutError,
+  CancelledError,
+  ConfigurationError,
+  type ExitClassification,
+  NativeError,
+  PoolClosedError,
+  SerializationError,
+  TransportError,
+  type WorkerExit,
+  WorkerCrashedError,
+  WorkerStartError,
+} from "./pool_errors.ts";
+export { errorFromWire, type WireErrorContext } from "./from_wire.ts";

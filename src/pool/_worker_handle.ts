@@ -1,0 +1,165 @@
+/**
+ * A started worker as the pool sees it: the process, its transport, its load and its tools.
+ *
+ * @module
+ */
+import { GrpcTransport } from "../bridge/grpc_transport.ts";
+import type { WorkerDescription, WorkerTransport } from "../bridge/transport.ts";
+import { ConfigurationError, type WorkerExit, WorkerStartError } from "../errors/pool_errors.ts";
+import { type WorkerSpawnSpec, WorkerProcess } from "./worker_process.ts";
+
+/** The protocol version this host speaks. */
+export const PROTOCOL_VERSION = 1;
+/** Delay between connection attempts while a fresh worker's socket comes up. */
+const CONNECT_RETRY_MS = 20;
+
+const liveProcesses = new Set<WorkerProcess>();
+let exitHookInstalled = false;
+
+/** Kill every worker if the host exits without closing its pools (no orphans, ever). */
+function installExitHook(): void {
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  globalThis.process?.on?.("exit", () => {
+    for (const worker of liveProcesses) worker.killNow();
+  });
+}
+
+/** A worker that finished start-up. */
+export class WorkerHandle {
+  /** Calls dispatched to this worker and not yet settled. */
+  inFlight = 0;
+  /** Calls this worker has served. */
+  callsServed = 0;
+  state: "ready" | "stopping" | "exited" = "ready";
+  readonly startedAt = Date.now();
+  readonly #exitListeners = new Set<(exit: WorkerExit) => void>();
+
+  private constructor(
+    readonly process: WorkerProcess,
+    readonly transport: WorkerTransport,
+    readonly description: WorkerDescription,
+    readonly capacity: number,
+  ) {
+    process.exited.then((exit) => {
+      this.state = "exited";
+      liveProcesses.delete(process);
+      transport.close();
+      for (const listener of [...this.#exitListeners]) listener(exit);
+    });
+  }
+
+  get id(): string {
+    return this.process.workerId;
+  }
+
+  /** Registers a one-shot exit listener; returns the function that removes it. */
+  onExit(listener: (exit: WorkerExit) => void): () => void {
+    if (this.process.exit) {
+      listener(this.process.exit);
+      return () => {};
+    }
+    this.#exitListeners.add(listener);
+    return () => this.#exitListeners.delete(listener);
+  }
+
+  /**
+   * Spawns a worker and waits until it is ready, connected and has described itself.
+   *
+   * @throws ConfigurationError when the interpreter cannot be run
+   * @throws WorkerStartError when the worker fails, exits or times out during start-up
+   */
+  static async start(spec: WorkerSpawnSpec, startTimeoutMs: number, capacity: number): Promise<WorkerHandle> {
+    installExitHook();
+    const deadline = Date.now() + startTimeoutMs;
+    const worker = new WorkerProcess(spec);
+    liveProcesses.add(worker);
+    worker.exited.then(() => liveProcesses.delete(worker));
+    let transport: GrpcTransport | undefined;
+    try {
+      const outcome = await withDeadline(worker.startup(), deadline);
+      if (outcome === "timeout") {
+        throw new WorkerStartError(
+          `Cannot start worker ${spec.workerId}: it did not report ready within ${startTimeoutMs} ms`,
+          { workerId: spec.workerId, suggestion: "raise options.startTimeoutMs if the adapter's imports are slow" },
+        );
+      }
+      if (outcome.kind === "spawn_error") {
+        throw new ConfigurationError(
+          `Cannot start pool: the Python interpreter "${spec.pythonPath}" could not be run (${outcome.error.message})`,
+          { cause: outcome.error, suggestion: "set options.pythonPath to an existing interpreter, or run `make setup`" },
+        );
+      }
+      if (outcome.kind === "failed") {
+        const { failure } = outcome;
+        throw new WorkerStartError(
+          `Cannot start worker ${spec.workerId}: adapter "${spec.adapter}" failed to load: ` +
+            `${failure.pythonType}: ${failure.message}`,
+          {
+            workerId: spec.workerId,
+            pythonTraceback: failure.traceback,
+            suggestion: "check the adapter's module path and that its imports are installed in that interpreter",
+          },
+        );
+      }
+      if (outcome.kind === "exited") {
+        const { exit } = outcome;
+        const tail = exit.stderrTail.trim().split("\n").slice(-5).join("\n");
+        throw new WorkerStartError(
+          `Cannot start worker ${spec.workerId}: the process exited during start-up ` +
+            `(exit code ${exit.exitCode}, signal ${exit.signal})` + (tail ? `; stderr:\n${tail}` : ""),
+          {
+            workerId: spec.workerId,
+            exit,
+            suggestion: /No module named '?snakepit_bridge/.test(tail)
+              ? `install the Python package into ${spec.pythonPath}: pip install -e python (or snakepit-bridge)`
+              : undefined,
+          },
+        );
+      }
+      if (outcome.report.protocolVersion !== PROTOCOL_VERSION) {
+        throw new WorkerStartError(
+          `Cannot start worker ${spec.workerId}: it speaks protocol ${outcome.report.protocolVersion}, ` +
+            `this host speaks ${PROTOCOL_VERSION}`,
+          { workerId: spec.workerId, suggestion: "install matching versions of snakepit and snakepit-bridge" },
+        );
+      }
+      transport = new GrpcTransport(outcome.report.address);
+      const description = await connect(transport, deadline, spec.workerId);
+      return new WorkerHandle(worker, transport, description, capacity);
+    } catch (error) {
+      transport?.close();
+      await worker.stop(200);
+      throw error;
+    }
+  }
+}
+
+async function connect(transport: GrpcTransport, deadline: number, workerId: string): Promise<WorkerDescription> {
+  let lastError: unknown;
+  while (Date.now() < deadline) {
+    try {
+      await transport.ping(Math.max(1, Math.min(1000, deadline - Date.now())));
+      return await transport.describe(Math.max(1, deadline - Date.now()));
+    } catch (error) {
+      lastError = error;
+      await new Promise((resolve) => setTimeout(resolve, CONNECT_RETRY_MS));
+    }
+  }
+  throw new WorkerStartError(`Cannot start worker ${workerId}: it reported ready but did not answer a ping`, {
+    workerId,
+    cause: lastError,
+  });
+}
+
+async function withDeadline<T>(promise: Promise<T>, deadline: number): Promise<T | "timeout"> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<"timeout">((resolve) => {
+    timer = setTimeout(() => resolve("timeout"), Math.max(0, deadline - Date.now()));
+  });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
