@@ -76,7 +76,9 @@ def test_json_arguments_get_a_json_result(start_worker):
         "stats", args={"values": [1, 2, 3, 4]}, encoding=worker_pb2.ENCODING_JSON
     )
     assert response.result.encoding == worker_pb2.ENCODING_JSON
-    assert json.loads(response.result.data) == {"mean": 2.5, "std": 1.118033988749895, "min": 1.0, "max": 4.0}
+    assert json.loads(response.result.data) == {
+        "mean": 2.5, "std": 1.118033988749895, "min": 1.0, "max": 4.0,
+    }  # fmt: skip
 
 
 def test_json_carries_nan_and_infinity(echo_worker):
@@ -90,7 +92,8 @@ def test_json_carries_nan_and_infinity(echo_worker):
 def test_numpy_tools_return_plain_floats(start_worker):
     worker = start_worker(NUMERIC)
     assert worker.call("add", a=2, b=3) == 5
-    assert worker.call("stats", values=[2.0, 4.0]) == {"mean": 3.0, "std": 1.0, "min": 2.0, "max": 4.0}
+    stats = worker.call("stats", values=[2.0, 4.0])
+    assert stats == {"mean": 3.0, "std": 1.0, "min": 2.0, "max": 4.0}
     trace = worker.call("matmul_trace", n=16, seed=7)
     assert isinstance(trace, float)
     assert worker.call("matmul_trace", n=16, seed=7) == trace
@@ -135,6 +138,7 @@ def test_unknown_tool_is_an_unknown_tool_error_naming_the_available_tools(start_
     assert "add, arange, count, fail, matmul_trace" in error.message
     assert "add" in error.suggestion
     assert error.retryable is False
+    assert list(error.frames) == [], "the bridge's own dispatch frames are not shown"
 
 
 @pytest.mark.parametrize(
@@ -165,7 +169,8 @@ def test_undecodable_arguments_are_a_serialization_error(start_worker):
 
 def test_a_raised_value_error_carries_frames_source_and_cause_chain(start_worker):
     error = start_worker(NUMERIC).execute("fail", args={"message": "boom"}).error
-    assert (error.kind, error.python_type, error.python_module) == ("python", "ValueError", "builtins")
+    assert error.kind == "python"
+    assert (error.python_type, error.python_module) == ("ValueError", "builtins")
     assert error.message == "boom"
     innermost = error.frames[-1]
     assert innermost.file.endswith("snakepit_bridge/examples/numeric.py")
@@ -176,6 +181,14 @@ def test_a_raised_value_error_carries_frames_source_and_cause_chain(start_worker
     cause = error.causes[0]
     assert (cause.relation, cause.python_type, cause.message) == ("cause", "KeyError", "'missing'")
     assert cause.frames[-1].source == '{}["missing"]'
+
+
+def test_an_async_tools_error_shows_its_own_frames_not_the_futures_that_carried_it(echo_worker):
+    error = echo_worker.execute("fail_async", args={"message": "async boom"}).error
+    assert (error.kind, error.python_type, error.message) == ("python", "ValueError", "async boom")
+    assert [(frame.function, frame.source) for frame in error.frames] == [
+        ("fail_async", "raise ValueError(message)")
+    ]
 
 
 @pytest.mark.parametrize(

@@ -23,7 +23,8 @@ def body(chunk: worker_pb2.StreamChunk) -> str:
 
 def test_stream_yields_items_in_sequence_then_an_end_chunk(start_worker):
     worker = start_worker(NUMERIC)
-    chunks = list(worker.stub.ExecuteStream(request("count", {"n": 5}, request_id="s1"), timeout=10))
+    stream = worker.stub.ExecuteStream(request("count", {"n": 5}, request_id="s1"), timeout=10)
+    chunks = list(stream)
     assert [body(c) for c in chunks] == ["item"] * 5 + ["end"]
     assert [c.sequence for c in chunks] == [0, 1, 2, 3, 4, 5]
     assert all(c.request_id == "s1" for c in chunks)

@@ -162,11 +162,11 @@ def test_class_that_is_not_an_adapter_is_refused(start_worker):
 
 
 def test_adapter_failing_in_init_or_setup_is_an_adapter_startup_error(start_worker):
-    init_event = assert_startup_error(start_worker("broken_adapters:FailingInitAdapter"), "adapter")
-    assert (init_event["python_type"], init_event["message"]) == ("ValueError", "bad configuration")
-    setup_event = assert_startup_error(start_worker("broken_adapters:FailingSetupAdapter"), "adapter")
-    assert setup_event["python_type"] == "RuntimeError"
-    assert ", in setup\n" in setup_event["traceback"]
+    init = assert_startup_error(start_worker("broken_adapters:FailingInitAdapter"), "adapter")
+    assert (init["python_type"], init["message"]) == ("ValueError", "bad configuration")
+    setup = assert_startup_error(start_worker("broken_adapters:FailingSetupAdapter"), "adapter")
+    assert setup["python_type"] == "RuntimeError"
+    assert ", in setup\n" in setup["traceback"]
 
 
 def test_adapter_with_two_tools_of_one_name_is_refused(start_worker):
@@ -189,7 +189,8 @@ def test_socket_path_beyond_the_unix_limit_is_a_bind_startup_error(start_worker,
 
 
 def test_usage_errors_exit_2_with_a_usage_startup_error(start_worker, socket_directory):
-    command = worker_command(str(socket_directory / "u.sock"), NUMERIC, "w", "--max-concurrency", "0")
+    socket_path = str(socket_directory / "u.sock")
+    command = worker_command(socket_path, NUMERIC, "w", "--max-concurrency", "0")
     event = assert_startup_error(start_worker(argv=command), "usage", exit_code=2)
     assert "--max-concurrency" in event["message"]
 

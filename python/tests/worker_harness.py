@@ -119,7 +119,9 @@ class Worker:
         self.process = process
         self.socket_path = socket_path
         self.stderr_path = stderr_path
-        self.first_line = read_line(process.stdout.fileno(), READY_TIMEOUT_S)  # type: ignore[union-attr]
+        if process.stdout is None:
+            raise AssertionError("worker stdout must be a pipe")
+        self.first_line = read_line(process.stdout.fileno(), READY_TIMEOUT_S)
         self._channel: grpc.Channel | None = None
 
     @property
@@ -209,14 +211,20 @@ def start_worker(
     """Starts workers; every one of them (with its process group) is killed at teardown."""
     started: list[Worker] = []
 
-    def start(adapter: str = NUMERIC, *extra: str, argv: list[str] | None = None) -> Worker:
+    def start(
+        adapter: str = NUMERIC,
+        *extra: str,
+        argv: list[str] | None = None,
+        env: dict[str, str] | None = None,
+    ) -> Worker:
         index = len(started)
         socket_path = str(socket_directory / f"w{index}.sock")
         stderr_path = tmp_path / f"worker{index}.stderr"
         command = argv or worker_command(socket_path, adapter, f"w{index}", *extra)
+        environment = {**worker_environment(), **(env or {})}
         with open(stderr_path, "wb") as stderr:
             process = subprocess.Popen(
-                command, stdout=subprocess.PIPE, stderr=stderr, env=worker_environment()
+                command, stdout=subprocess.PIPE, stderr=stderr, env=environment
             )
         worker = Worker(process, socket_path, stderr_path)
         started.append(worker)

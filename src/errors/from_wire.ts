@@ -8,7 +8,7 @@
  */
 import { z } from "zod";
 import { decodeValue } from "../codec/msgpack.ts";
-import { CancelledError, SerializationError } from "./pool_errors.ts";
+import { CancelledError, SerializationError, WorkerBusyError } from "./pool_errors.ts";
 import { InvalidArgumentsError, PythonError, type PythonErrorInit, UnknownToolError } from "./python_error.ts";
 import type { SnakepitError } from "./snakepit_error.ts";
 
@@ -92,6 +92,11 @@ export function errorFromWire(payload: unknown, context: WireErrorContext): Snak
       return new InvalidArgumentsError(message, init);
     case "serialization":
       return new SerializationError(`Tool "${context.tool}" returned a value that cannot be encoded: ${message}`, {
+        correlationId: context.correlationId,
+        suggestion: init.suggestion,
+      });
+    case "worker_busy":
+      return new WorkerBusyError(`Tool "${context.tool}" was refused: ${message}`, {
         correlationId: context.correlationId,
         suggestion: init.suggestion,
       });

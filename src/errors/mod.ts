@@ -22,6 +22,7 @@ export {
   SerializationError,
   TransportError,
   type WorkerExit,
+  WorkerBusyError,
   WorkerCrashedError,
   WorkerStartError,
 } from "./pool_errors.ts";

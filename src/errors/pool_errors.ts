@@ -111,6 +111,13 @@ export class WorkerCrashedError extends SnakepitError {
   }
 }
 
+/** The worker refused the call because it is at capacity; retry on another worker or later. */
+export class WorkerBusyError extends SnakepitError {
+  readonly code = "worker_busy" as const;
+  readonly retryable = true;
+  readonly grpcStatus: number = GrpcStatus.RESOURCE_EXHAUSTED;
+}
+
 /** The pool was closed; no call reaches a worker after `close()`. */
 export class PoolClosedError extends SnakepitError {
   readonly code = "closed" as const;

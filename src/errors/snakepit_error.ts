@@ -16,6 +16,7 @@ export type ErrorCode =
   | "cancelled"
   | "worker_start"
   | "worker_crashed"
+  | "worker_busy"
   | "closed"
   | "configuration"
   | "transport"

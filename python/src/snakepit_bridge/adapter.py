@@ -176,7 +176,24 @@ def _signature_of(function: Callable[..., Any]) -> inspect.Signature:
     try:
         return inspect.signature(function, eval_str=True)
     except Exception:  # noqa: BLE001 - any evaluation failure falls back to unevaluated text
-        return inspect.signature(function)
+        signature = inspect.signature(function)
+    return signature.replace(
+        parameters=[
+            p.replace(annotation=_unquoted(p.annotation)) for p in signature.parameters.values()
+        ],
+        return_annotation=_unquoted(signature.return_annotation),
+    )
+
+
+class _AnnotationText(str):
+    """An annotation kept as source text; renders without the quotes repr() would add."""
+
+    def __repr__(self) -> str:
+        return str(self)
+
+
+def _unquoted(annotation: Any) -> Any:
+    return _AnnotationText(annotation) if isinstance(annotation, str) else annotation
 
 
 def _parameter_spec(parameter: inspect.Parameter) -> ParameterSpec:

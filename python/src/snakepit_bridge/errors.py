@@ -8,6 +8,8 @@ from message text.
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import os
 import traceback
 from collections.abc import Iterable
@@ -30,9 +32,13 @@ KIND_DEADLINE_EXCEEDED = "deadline_exceeded"
 KIND_IMPORT = "import"
 KIND_WORKER_BUSY = "worker_busy"
 
-# Frames from these files are the bridge's own dispatch machinery: they would bury the user's
-# frames without telling the user anything. Subpackages (examples/) are user code and stay.
-_PACKAGE_DIRECTORY = os.path.dirname(os.path.abspath(__file__))
+# Frames in these directories, before the first frame of the tool itself, are dispatch: the
+# bridge's own modules (its subpackages, like examples/, are user code) and the futures that
+# carry an async tool's exception back to the RPC thread. They would bury the user's frames.
+_DISPATCH_DIRECTORIES = frozenset(
+    os.path.dirname(os.path.abspath(module_file))
+    for module_file in (__file__, concurrent.futures.__file__, asyncio.__file__)
+)
 
 
 class SnakepitBridgeError(Exception):
@@ -110,7 +116,11 @@ def error_payload(exc: BaseException, kind: str | None = None) -> worker_pb2.Err
         python_type=type(exc).__qualname__,
         python_module=type(exc).__module__,
         message=_message_of(exc),
-        frames=frames_of(exc.__traceback__),
+        # The bridge's own refusals (unknown tool, bad arguments, ...) raised by the dispatch
+        # code have no frames worth showing; a bug elsewhere in the bridge keeps its frames.
+        frames=frames_of(
+            exc.__traceback__, keep_dispatch_only=not isinstance(exc, SnakepitBridgeError)
+        ),
         causes=_causes_of(exc),
         notes=_notes_of(exc),
         suggestion=suggestion if isinstance(suggestion, str) else "",
@@ -119,17 +129,23 @@ def error_payload(exc: BaseException, kind: str | None = None) -> worker_pb2.Err
     )
 
 
-def frames_of(tb: TracebackType | None) -> list[worker_pb2.TracebackFrame]:
-    """Traceback frames, innermost last, at most FRAMES_MAX, without the bridge's own frames.
+def frames_of(
+    tb: TracebackType | None, *, keep_dispatch_only: bool = True
+) -> list[worker_pb2.TracebackFrame]:
+    """Traceback frames, innermost last, at most FRAMES_MAX, without the leading dispatch frames.
 
-    When every frame is the bridge's own (a bug in the bridge itself), all of them are kept:
-    an empty traceback would hide exactly the frames that matter.
+    Frames after the first user frame all stay, even the bridge's (ctx.check_cancelled) or
+    asyncio's: there they say what the tool was doing. When every frame is dispatch (a bug in
+    the bridge itself), all are kept unless `keep_dispatch_only` is False: an empty traceback
+    would hide the frames that matter.
     """
     if tb is None:
         return []
-    summaries = traceback.extract_tb(tb)
-    user_summaries = [s for s in summaries if not _is_bridge_file(s.filename)]
-    chosen = user_summaries if user_summaries else list(summaries)
+    summaries = list(traceback.extract_tb(tb))
+    first_user = next(
+        (i for i, s in enumerate(summaries) if not _is_dispatch_file(s.filename)), len(summaries)
+    )
+    chosen = summaries[first_user:] or (summaries if keep_dispatch_only else [])
     return [
         worker_pb2.TracebackFrame(
             file=summary.filename,
@@ -151,8 +167,8 @@ def truncate_utf8(text: str, limit_bytes: int) -> str:
     return head + marker
 
 
-def _is_bridge_file(filename: str) -> bool:
-    return os.path.dirname(os.path.abspath(filename)) == _PACKAGE_DIRECTORY
+def _is_dispatch_file(filename: str) -> bool:
+    return os.path.dirname(os.path.abspath(filename)) in _DISPATCH_DIRECTORIES
 
 
 def _message_of(exc: BaseException) -> str:

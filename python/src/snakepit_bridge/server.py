@@ -1,8 +1,8 @@
 """`WorkerServicer`: the gRPC face of one adapter (Ping, Describe, Execute, ExecuteStream, Cancel).
 
 Every failure becomes an `ErrorPayload` in the response; no exception escapes as a gRPC status,
-so the host has one error path. Ping, Describe and Cancel never take the tool lock, so they
-answer while a tool runs.
+so the host has one error path. Ping, Describe and Cancel never wait for a tool slot, so they
+answer while tools run.
 """
 
 from __future__ import annotations
@@ -21,8 +21,6 @@ from collections.abc import Coroutine, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import grpc
-
 from snakepit_bridge import codec
 from snakepit_bridge._generated import worker_pb2, worker_pb2_grpc
 from snakepit_bridge.adapter import Adapter, Tool, discover_tools
@@ -37,11 +35,11 @@ from snakepit_bridge.errors import (
 
 PROTOCOL_VERSION = 1
 MAX_MESSAGE_BYTES = 256 * 1024 * 1024
-# Tool RPCs admitted beyond max_concurrency wait for the tool lock; past that they are refused
+# Tool RPCs admitted beyond max_concurrency wait for a tool slot; past that they are refused
 # (worker_busy) so they never take the server threads that Ping and Cancel need.
 QUEUED_CALLS_MAX = 2
 ASYNC_CLOSE_TIMEOUT_S = 1.0
-LOCK_POLL_S = 0.05
+SLOT_POLL_S = 0.05
 _CANCELLED_ERRORS = (asyncio.CancelledError, concurrent.futures.CancelledError)
 
 logger = logging.getLogger("snakepit_bridge.server")
@@ -95,7 +93,8 @@ class WorkerServicer(worker_pb2_grpc.WorkerServicer):
         self._thread_safe = bool(adapter.thread_safe)
         self._max_concurrency = max_concurrency if self._thread_safe else 1
         self._admitted_max = self._max_concurrency + QUEUED_CALLS_MAX
-        self._tool_lock = None if self._thread_safe else threading.Lock()
+        # One slot per tool allowed to run at once: a lock, in effect, for non-thread-safe ones.
+        self._tool_slots = threading.BoundedSemaphore(self._max_concurrency)
         self._calls: dict[str, ToolContext] = {}
         self._calls_lock = threading.Lock()
         self._calls_served = 0
@@ -171,9 +170,10 @@ class WorkerServicer(worker_pb2_grpc.WorkerServicer):
                 with self._tool_turn(ctx):
                     started = time.perf_counter_ns()
                     try:
-                        result = self._invoke(tool, arguments, ctx)
                         if tool.streaming:
-                            result = list(self._iterate(result, tool, ctx))
+                            result: Any = list(self._items(tool, arguments, ctx))
+                        else:
+                            result = self._invoke(tool, arguments, ctx)
                     finally:
                         timing.execute_ns = time.perf_counter_ns() - started
                 started = time.perf_counter_ns()
@@ -198,17 +198,17 @@ class WorkerServicer(worker_pb2_grpc.WorkerServicer):
         try:
             with self._admitted(request, context) as ctx:
                 tool, arguments, encoding = self._prepare(request, ctx, timing)
-                with self._tool_turn(ctx):
-                    produced = self._invoke(tool, arguments, ctx)
-                    values = self._iterate(produced, tool, ctx) if tool.streaming else [produced]
-                    for value in values:
+                # The generator is closed inside the tool turn: its cleanup is tool code too.
+                with self._tool_turn(ctx), contextlib.closing(
+                    self._items(tool, arguments, ctx)
+                ) as items:
+                    for value in items:
                         started = time.perf_counter_ns()
                         data = _encode_result(value, encoding)
                         timing.encode_ns += time.perf_counter_ns() - started
+                        payload = worker_pb2.Payload(encoding=encoding, data=data)
                         yield worker_pb2.StreamChunk(
-                            request_id=request_id,
-                            sequence=sequence,
-                            item=worker_pb2.Payload(encoding=encoding, data=data),
+                            request_id=request_id, sequence=sequence, item=payload
                         )
                         sequence += 1
                         if not context.is_active():
@@ -292,29 +292,34 @@ class WorkerServicer(worker_pb2_grpc.WorkerServicer):
 
     @contextlib.contextmanager
     def _tool_turn(self, ctx: ToolContext) -> Iterator[None]:
-        """Serialises tool execution for adapters that are not thread-safe."""
-        lock = self._tool_lock
-        if lock is None:
-            yield
-            return
-        while not lock.acquire(timeout=LOCK_POLL_S):
+        """Waits for a free tool slot: at most max_concurrency tools run at once."""
+        while not self._tool_slots.acquire(timeout=SLOT_POLL_S):
             ctx.check_cancelled()  # A call cancelled while queued never starts.
         try:
             ctx.check_cancelled()
             yield
         finally:
-            lock.release()
+            self._tool_slots.release()
 
     def _invoke(self, tool: Tool, arguments: dict[str, Any], ctx: ToolContext) -> Any:
         if tool.is_async and not tool.streaming:
             return self._await(self._runner.submit(tool.function(**arguments)), ctx)
         return tool.function(**arguments)
 
-    def _iterate(self, produced: Any, tool: Tool, ctx: ToolContext) -> Iterator[Any]:
-        """Items of a generator tool, stopping (and closing the generator) once cancelled."""
-        if tool.is_async:
+    def _items(self, tool: Tool, arguments: dict[str, Any], ctx: ToolContext) -> Iterator[Any]:
+        """A tool's results as a stream: a generator's items, or a plain tool's one result.
+
+        Stops (closing the tool's generator) once the call is cancelled.
+        """
+        produced = self._invoke(tool, arguments, ctx)
+        if not tool.streaming:
+            yield produced
+        elif tool.is_async:
             yield from self._iterate_async(produced, ctx)
-            return
+        else:
+            yield from self._iterate_sync(produced, ctx)
+
+    def _iterate_sync(self, produced: Any, ctx: ToolContext) -> Iterator[Any]:
         try:
             while True:
                 ctx.check_cancelled()

@@ -40,6 +40,7 @@ STOP_POLL_S = 0.05
 SPARE_THREADS = 4  # Ping, Describe, Cancel and health always find a thread.
 SOCKET_PATH_BYTES_MAX = 107  # sun_path is 108 bytes on Linux, NUL included.
 PR_SET_PDEATHSIG = 1
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 SERVICE_NAME = "snakepit.v1.Worker"
 _ADAPTER_SPEC = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
 
@@ -61,7 +62,13 @@ class ProtocolChannel:
     def __init__(self) -> None:
         sys.stdout.flush()
         self._fd = os.dup(1)  # Not inherited by children (PEP 446).
-        os.dup2(2, 1)
+        try:
+            os.dup2(2, 1)
+        except OSError:
+            # No usable stderr: stray output is dropped rather than let into the protocol.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, 1)
+            os.close(devnull)
 
     def emit(self, event: dict[str, Any]) -> None:
         line = json.dumps(event, separators=(",", ":"), ensure_ascii=False) + "\n"
@@ -116,9 +123,7 @@ class ProcessHygiene:
 
 
 def main(argv: list[str] | None = None) -> NoReturn:
-    logging.basicConfig(
-        stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logging.basicConfig(stream=sys.stderr, level=logging.INFO, format=LOG_FORMAT)
     protocol = ProtocolChannel()
     try:
         options = _parse_arguments(argv)
@@ -136,9 +141,24 @@ def main(argv: list[str] | None = None) -> NoReturn:
     try:
         adapter = load_adapter(options.adapter)
         servicer = _build_servicer(adapter, options)
-        server = _serve(servicer, socket_path, options.max_concurrency)
+        server, health_servicer = _serve(servicer, socket_path, options.max_concurrency)
     except StartupError as failure:
         _fail(protocol, failure, EXIT_STARTUP_ERROR)
+    if not stop_signals:  # A host that asked us to stop while starting expects no readiness.
+        _report_ready(protocol, options, socket_path)
+    while not stop_signals:
+        time.sleep(STOP_POLL_S)
+    logger.info("received signal %d", stop_signals[0])
+    health_servicer.enter_graceful_shutdown()
+    _shut_down(server, servicer, adapter, socket_path)
+    if hygiene.parent_gone():
+        hygiene.kill_group()
+    _terminate_own_children()
+    _flush_stdio()
+    os._exit(0)  # Threads stuck in an uncancellable tool must not hold the exit hostage.
+
+
+def _report_ready(protocol: ProtocolChannel, options: argparse.Namespace, socket_path: str) -> None:
     protocol.emit(
         {
             "event": "ready",
@@ -149,15 +169,6 @@ def main(argv: list[str] | None = None) -> NoReturn:
         }
     )
     logger.info("worker %s serving %s on unix:%s", options.worker_id, options.adapter, socket_path)
-    while not stop_signals:
-        time.sleep(STOP_POLL_S)
-    logger.info("received signal %d", stop_signals[0])
-    _shut_down(server, servicer, adapter, socket_path)
-    if hygiene.parent_gone():
-        hygiene.kill_group()
-    _terminate_own_children()
-    _flush_stdio()
-    os._exit(0)  # Threads stuck in an uncancellable tool must not hold the exit hostage.
 
 
 def load_adapter(spec: str) -> Adapter:
@@ -201,7 +212,9 @@ def _build_servicer(adapter: Adapter, options: argparse.Namespace) -> WorkerServ
         raise StartupError("adapter", error) from error
 
 
-def _serve(servicer: WorkerServicer, socket_path: str, max_concurrency: int) -> grpc.Server:
+def _serve(
+    servicer: WorkerServicer, socket_path: str, max_concurrency: int
+) -> tuple[grpc.Server, health.HealthServicer]:
     try:
         if len(os.fsencode(socket_path)) > SOCKET_PATH_BYTES_MAX:
             raise ValueError(
@@ -225,7 +238,7 @@ def _serve(servicer: WorkerServicer, socket_path: str, max_concurrency: int) -> 
         server.add_insecure_port(f"unix:{socket_path}")
         server.start()
         os.chmod(socket_path, 0o600)
-        return server
+        return server, health_servicer
     except Exception as error:
         raise StartupError("bind", error) from error
 

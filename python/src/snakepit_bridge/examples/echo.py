@@ -41,6 +41,12 @@ class EchoAdapter(Adapter):
         return value
 
     @tool
+    async def fail_async(self, message: str) -> None:
+        """Raises ValueError(message) from a coroutine (async error-path tests)."""
+        await asyncio.sleep(0)
+        raise ValueError(message)
+
+    @tool
     async def count_async(self, n: int, delay_ms: float = 0) -> AsyncIterator[int]:
         """Streams 0..n-1 from an async generator, waiting delay_ms before each item."""
         for index in range(n):
@@ -90,5 +96,5 @@ class EchoAdapter(Adapter):
 
     @tool
     def kill_self(self, signal: int) -> None:
-        """Sends signal number `signal` to the worker itself (e.g. 9 for SIGKILL, 11 for SIGSEGV)."""
+        """Sends signal number `signal` to the worker itself (9 is SIGKILL, 11 SIGSEGV)."""
         os.kill(os.getpid(), signals.Signals(signal))
