@@ -1,9 +1,10 @@
-// The README's and mod.ts's TypeScript examples are run, unchanged but for the import path,
-// under the runtime running this test.
+// Every TypeScript example in README.md, mod.ts and docs/*.md is run, unchanged but for the
+// import path, under the runtime running this test, and its output checked against the values
+// its `// comments` promise.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import process from "node:process";
 
@@ -25,6 +26,11 @@ function runExample(code: string): string {
   }
 }
 
+/** The values promised by `console.log(...); // value` comments, in order. */
+function promisedOutput(code: string): string[] {
+  return [...code.matchAll(/console\.log\(.*\);?\s*\/\/ (.+)$/gm)].map((match) => match[1]!.split(":")[0]!.trim());
+}
+
 test("the README's usage example runs and prints what its comments say", () => {
   const [usage] = examples("README.md");
   assert.ok(usage, "README has a ts example");
@@ -38,3 +44,13 @@ test("the module doc example in mod.ts runs", () => {
   const output = runExample(example.replace("size: 2,", 'size: 2, workerLogs: "silent",'));
   assert.match(output, /^3\n0\n1\n2\nValueError\n$/);
 });
+
+for (const guide of readdirSync("docs").filter((name) => name.endsWith(".md")).sort()) {
+  const blocks = examples(join("docs", guide));
+  blocks.forEach((code, index) => {
+    test(`docs/${guide} example ${index + 1} runs and prints what its comments promise`, () => {
+      const lines = runExample(code).trimEnd().split("\n");
+      assert.deepEqual(lines, promisedOutput(code));
+    });
+  });
+}
