@@ -35,6 +35,61 @@ export class SerializationError extends SnakepitError {
   }
 }
 
+/** The pool's queue is full (`maxQueue`): rejected at once, nothing was queued. */
+export class PoolSaturatedError extends SnakepitError {
+  readonly code = "saturated" as const;
+  readonly retryable = true;
+  readonly grpcStatus: number = GrpcStatus.RESOURCE_EXHAUSTED;
+  /** The queue bound that was hit. */
+  readonly maxQueue: number;
+  constructor(message: string, options: SnakepitErrorOptions & { maxQueue: number }) {
+    super(message, options);
+    this.maxQueue = options.maxQueue;
+  }
+  protected override details(): Record<string, unknown> {
+    return { maxQueue: this.maxQueue };
+  }
+}
+
+/** The call waited in the queue longer than `queueTimeoutMs`; it never ran. */
+export class QueueTimeoutError extends SnakepitError {
+  readonly code = "queue_timeout" as const;
+  readonly retryable = true;
+  readonly grpcStatus: number = GrpcStatus.DEADLINE_EXCEEDED;
+  readonly queueTimeoutMs: number;
+  constructor(message: string, options: SnakepitErrorOptions & { queueTimeoutMs: number }) {
+    super(message, options);
+    this.queueTimeoutMs = options.queueTimeoutMs;
+  }
+  protected override details(): Record<string, unknown> {
+    return { queueTimeoutMs: this.queueTimeoutMs };
+  }
+}
+
+/**
+ * The session's worker is gone (crashed, recycled or the session expired), so its state is lost.
+ * Stateful sessions are never silently re-routed; start the session again.
+ */
+export class SessionLostError extends SnakepitError {
+  readonly code = "session_lost" as const;
+  readonly retryable = false;
+  readonly grpcStatus: number = GrpcStatus.FAILED_PRECONDITION;
+  readonly sessionId: string;
+  /** Why the session is gone. */
+  readonly reason: "worker_exited" | "expired" | "evicted";
+  constructor(
+    message: string,
+    options: SnakepitErrorOptions & { sessionId: string; reason: "worker_exited" | "expired" | "evicted" },
+  ) {
+    super(message, options);
+    this.sessionId = options.sessionId;
+    this.reason = options.reason;
+  }
+  protected override details(): Record<string, unknown> {
+    return { sessionId: this.sessionId, reason: this.reason };
+  }
+}
+
 /** The call ran past its `timeoutMs`; the worker was told to cancel it. */
 export class CallTimeoutError extends SnakepitError {
   readonly code = "timeout" as const;
