@@ -29,10 +29,16 @@ export {
   CONCURRENT_TASKS_PER_WORKER_MAX,
   type CallOptions,
   type PoolOptions,
+  type SessionMode,
   WORKERS_MAX,
   type WorkerLogSink,
 } from "./src/pool/options.ts";
+export { type PoolEventMap, type PoolEventName } from "./src/pool/events.ts";
+export type { PoolStats, WorkerStats } from "./src/pool/stats.ts";
+export type { Quantiles } from "./src/pool/histogram.ts";
+export { defaultStateDirectory, type ReapReport, reapDeadRuns } from "./src/pool/registry.ts";
 export type { ToolDescription, WorkerCapabilities, WorkerDescription } from "./src/bridge/transport.ts";
 export type { Encoding } from "./src/codec/mod.ts";
 export { type PythonSource, resolvePython, type ResolvedPython } from "./src/python_env/resolve.ts";
 export * from "./src/errors/mod.ts";
+export * from "./src/reliability/mod.ts";

@@ -6,6 +6,8 @@ import type { PoolOptions } from "../mod.ts";
 
 /** The project venv's interpreter. */
 export const PYTHON = resolve(".venv/bin/python");
+/** Registry files of test pools stay inside the project (.snakepit/ is ignored by git). */
+export const TEST_STATE_DIRECTORY = resolve(".snakepit/test-state");
 /** Test-only adapters (importable via PYTHONPATH). */
 export const FIXTURES = resolve("tests/fixtures");
 
@@ -19,6 +21,7 @@ export function testPoolOptions(overrides: Partial<PoolOptions> & { adapter?: st
     size: 1,
     pythonPath: PYTHON,
     workerLogs: "silent",
+    stateDirectory: TEST_STATE_DIRECTORY,
     ...overrides,
     env: { PYTHONPATH: FIXTURES, ...overrides.env },
   };

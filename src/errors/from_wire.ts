@@ -2,7 +2,17 @@
  * Turns a worker's structured error payload into the matching error class.
  *
  * The payload is validated with zod; anything malformed degrades to a plain `PythonError` or a
- * `SerializationError` rather than throwing.
+ * `SerializationError` rather than throwing. Kinds map to classes:
+ *
+ * | `kind` | class |
+ * | --- | --- |
+ * | `shape_mismatch` | `ShapeMismatchError` |
+ * | `dtype_mismatch` | `DtypeMismatchError` |
+ * | `device` | `DeviceError` |
+ * | `out_of_memory` | `OutOfMemoryError` |
+ * | `unknown_tool`, `invalid_arguments` | `UnknownToolError`, `InvalidArgumentsError` |
+ * | `serialization`, `worker_busy`, `cancelled`, `deadline_exceeded` | the pool's classes |
+ * | `python`, `import`, anything else | `PythonError` |
  *
  * @module
  */
@@ -10,7 +20,9 @@ import { z } from "zod";
 import { decodeValue } from "../codec/msgpack.ts";
 import { CancelledError, SerializationError, WorkerBusyError } from "./pool_errors.ts";
 import { InvalidArgumentsError, PythonError, type PythonErrorInit, UnknownToolError } from "./python_error.ts";
+import { DeviceError, DtypeMismatchError, OutOfMemoryError, ShapeMismatchError } from "./python_error_kinds.ts";
 import type { SnakepitError } from "./snakepit_error.ts";
+import { deviceDetails, dtypeDetails, memoryDetails, shapeDetails } from "./_wire_details.ts";
 
 const frameSchema = z.object({
   file: z.string(),
@@ -83,9 +95,18 @@ export function errorFromWire(payload: unknown, context: WireErrorContext): Snak
     tool: context.tool,
     correlationId: context.correlationId,
     suggestion: wire.suggestion || undefined,
+    retryable: wire.retryable,
   };
   const message = wire.message;
   switch (wire.kind) {
+    case "shape_mismatch":
+      return new ShapeMismatchError(message, { ...init, ...shapeDetails(init.details!) });
+    case "dtype_mismatch":
+      return new DtypeMismatchError(message, { ...init, ...dtypeDetails(init.details!) });
+    case "device":
+      return new DeviceError(message, { ...init, ...deviceDetails(init.details!) });
+    case "out_of_memory":
+      return new OutOfMemoryError(message, { ...init, ...memoryDetails(init.details!) });
     case "unknown_tool":
       return new UnknownToolError(message, init);
     case "invalid_arguments":

@@ -8,10 +8,24 @@ export {
   InvalidArgumentsError,
   type PythonCause,
   PythonError,
+  type PythonErrorCode,
   type PythonErrorInit,
   type TracebackFrame,
   UnknownToolError,
 } from "./python_error.ts";
+export {
+  DeviceError,
+  type DeviceErrorInit,
+  type DeviceErrorReason,
+  DtypeMismatchError,
+  type DtypeMismatchInit,
+  type MemoryStats,
+  OutOfMemoryError,
+  type OutOfMemoryInit,
+  ShapeMismatchError,
+  type ShapeMismatchInit,
+} from "./python_error_kinds.ts";
+export { CircuitOpenError, type CircuitOpenErrorOptions } from "./reliability_errors.ts";
 export {
   CallTimeoutError,
   CancelledError,

@@ -27,6 +27,16 @@ export interface PythonCause {
   frames: TracebackFrame[];
 }
 
+/** The codes of `PythonError` and its subclasses. */
+export type PythonErrorCode =
+  | "python"
+  | "unknown_tool"
+  | "invalid_arguments"
+  | "shape_mismatch"
+  | "dtype_mismatch"
+  | "device"
+  | "out_of_memory";
+
 /** What a Python exception looked like on the worker side. */
 export interface PythonErrorInit extends SnakepitErrorOptions {
   pythonType: string;
@@ -38,6 +48,11 @@ export interface PythonErrorInit extends SnakepitErrorOptions {
   details?: Record<string, unknown>;
   /** The tool that raised. */
   tool?: string;
+  /**
+   * Whether the worker classed the exception as transient (`TimeoutError`, `ConnectionError`).
+   * Default false. A retry still needs the call to be idempotent: it reached Python.
+   */
+  retryable?: boolean;
 }
 
 /**
@@ -51,8 +66,8 @@ export interface PythonErrorInit extends SnakepitErrorOptions {
  * ```
  */
 export class PythonError extends SnakepitError {
-  readonly code: "python" | "unknown_tool" | "invalid_arguments" = "python";
-  readonly retryable: boolean = false;
+  readonly code: PythonErrorCode = "python";
+  readonly retryable: boolean;
   readonly grpcStatus: number = GrpcStatus.UNKNOWN;
   /** The exception class's qualified name, e.g. `ValueError`. */
   readonly pythonType: string;
@@ -71,6 +86,7 @@ export class PythonError extends SnakepitError {
 
   constructor(message: string, init: PythonErrorInit) {
     super(message, init);
+    this.retryable = init.retryable ?? false;
     this.pythonType = init.pythonType;
     this.pythonModule = init.pythonModule;
     this.frames = init.frames ?? [];

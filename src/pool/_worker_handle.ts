@@ -31,7 +31,19 @@ export class WorkerHandle {
   inFlight = 0;
   /** Calls this worker has served. */
   callsServed = 0;
-  state: "ready" | "stopping" | "exited" = "ready";
+  /**
+   * `ready` takes calls; `draining` finishes its calls before being replaced (recycling);
+   * `stopping` is being stopped or killed by the pool; `exited` is gone.
+   */
+  state: "ready" | "draining" | "stopping" | "exited" = "ready";
+  /** Set when the pool killed the worker because it was hung: its exit counts as a crash. */
+  killedAsHung = false;
+  /** Resident memory as last reported by a heartbeat. */
+  rssBytes = 0;
+  /** Consecutive heartbeats missed. */
+  heartbeatMisses = 0;
+  /** Whether a heartbeat ping is outstanding (never two at once). */
+  heartbeatPending = false;
   readonly startedAt = Date.now();
   readonly #exitListeners = new Set<(exit: WorkerExit) => void>();
 
@@ -69,15 +81,27 @@ export class WorkerHandle {
    * @throws ConfigurationError when the interpreter cannot be run
    * @throws WorkerStartError when the worker fails, exits or times out during start-up
    */
-  static async start(spec: WorkerSpawnSpec, startTimeoutMs: number, capacity: number): Promise<WorkerHandle> {
+  static async start(
+    spec: WorkerSpawnSpec,
+    startTimeoutMs: number,
+    capacity: number,
+    signal?: AbortSignal,
+    onSpawned?: (pid: number | undefined) => void,
+  ): Promise<WorkerHandle> {
     installExitHook();
     const deadline = Date.now() + startTimeoutMs;
     const worker = new WorkerProcess(spec);
     liveProcesses.add(worker);
     worker.exited.then(() => liveProcesses.delete(worker));
+    onSpawned?.(worker.pid);
     let transport: GrpcTransport | undefined;
+    const aborted = new Promise<"aborted">((resolve) => {
+      if (signal?.aborted) resolve("aborted");
+      signal?.addEventListener("abort", () => resolve("aborted"), { once: true });
+    });
     try {
-      const outcome = await withDeadline(worker.startup(), deadline);
+      const outcome = await Promise.race([withDeadline(worker.startup(), deadline), aborted]);
+      if (outcome === "aborted") throw signal!.reason;
       if (outcome === "timeout") {
         throw new WorkerStartError(
           `Cannot start worker ${spec.workerId}: it did not report ready within ${startTimeoutMs} ms`,
@@ -126,6 +150,7 @@ export class WorkerHandle {
       }
       transport = new GrpcTransport(outcome.report.address);
       const description = await connect(transport, deadline, spec.workerId);
+      if (signal?.aborted) throw signal.reason;
       return new WorkerHandle(worker, transport, description, capacity);
     } catch (error) {
       transport?.close();

@@ -4,6 +4,7 @@
  * @module
  */
 import { z } from "zod";
+import { POOL_EVENT_NAMES, type PoolEventMap, type PoolEventName } from "./events.ts";
 
 /** Most workers one pool may run. */
 export const WORKERS_MAX = 256;
@@ -47,7 +48,62 @@ export interface PoolOptions {
   workerLogs?: WorkerLogSink;
   /** Path of the native library handed to the workers. Default: `$SNAKEPIT_NATIVE_LIB` or the built one. */
   nativeLibraryPath?: string;
+  /** Calls that may wait for a worker; past it `PoolSaturatedError` at once. Default 1000; 0 to 1e6. */
+  maxQueue?: number;
+  /** How long a call may wait in the queue before `QueueTimeoutError` (it never runs). Default 60000 ms. */
+  queueTimeoutMs?: number;
+  /** Workers started at once during start-up and restarts. Default 4. */
+  startConcurrency?: number;
+  /** `Pool.start` resolves once this many workers are ready (the rest keep starting). Default: `size`. */
+  minReady?: number;
+  /** After a timeout or abort, how long a tool may take to stop before its worker is killed and replaced. Default 2000 ms. */
+  cancelGraceMs?: number;
+  /** Interval between heartbeat pings to each worker. Default 5000 ms. */
+  heartbeatIntervalMs?: number;
+  /** Consecutive missed heartbeats after which a worker is killed and replaced. Default 3. */
+  heartbeatMissesMax?: number;
+  /** Recycle a worker after this many calls (drained, then replaced). Default 0 (never). */
+  maxCallsPerWorker?: number;
+  /** Recycle a worker older than this. Default 0 (never). */
+  maxWorkerAgeMs?: number;
+  /** Recycle a worker whose resident memory (reported by the worker) passes this. Default 0 (never). */
+  maxWorkerRssMb?: number;
+  /** First restart delay after a crash; doubles per recent crash. Default 100 ms. */
+  restartBackoffMs?: number;
+  /** Cap of the restart delay. Default 5000 ms. */
+  restartBackoffMaxMs?: number;
+  /** Crashes within `restartWindowMs` past which the pool is marked degraded. Default 10. */
+  restartStormLimit?: number;
+  /** The window over which crashes are counted. Default 60000 ms. */
+  restartWindowMs?: number;
+  /** Default routing of calls with a `sessionId`. Default `"hint"`. */
+  sessionMode?: SessionMode;
+  /** Idle time after which a session expires. Default 1800000 ms (30 min). */
+  sessionTtlMs?: number;
+  /** Sessions tracked at once; past it the least recently used is evicted. Default 10000. */
+  sessionsMax?: number;
+  /** Where the worker registry lives. Default `$SNAKEPIT_STATE_DIR`, else `$XDG_STATE_HOME/snakepit`, else `~/.local/state/snakepit`. */
+  stateDirectory?: string;
+  /** Close pools on SIGINT/SIGTERM before the host exits. Default true. */
+  handleSignals?: boolean;
+  /**
+   * Event listeners subscribed before the first worker starts (so start-up progress is visible).
+   * Default none. Later listeners: `pool.on(name, listener)`.
+   */
+  on?: PoolEventListeners;
 }
+
+/** Listeners by event name, for `PoolOptions.on`. */
+export type PoolEventListeners = { [K in PoolEventName]?: (event: PoolEventMap[K]) => void };
+
+/**
+ * How a call with a `sessionId` is routed to the session's worker.
+ * - `hint`: prefer it, fall back to another worker when it is busy or gone (for warm caches);
+ * - `strict-queue`: wait for it;
+ * - `strict-fail-fast`: reject with `WorkerBusyError` at once when it is busy.
+ * In the strict modes a session whose worker died rejects its next call with `SessionLostError`.
+ */
+export type SessionMode = "hint" | "strict-queue" | "strict-fail-fast";
 
 const ADAPTER_PATTERN = /^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*$/;
 const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$/;
@@ -57,6 +113,17 @@ const positiveInteger = (max: number) =>
     .int({ message: "must be a positive integer" })
     .min(1, { message: "must be a positive integer" })
     .max(max, { message: `must be at most ${max}` });
+
+/** A whole number from 0 to `max` (0 usually meaning "off"). */
+const count = (max: number) =>
+  z.number({ invalid_type_error: "must be a number" })
+    .int({ message: "must be a non-negative integer" })
+    .min(0, { message: "must be a non-negative integer" })
+    .max(max, { message: `must be at most ${max}` });
+
+const sessionModeSchema = z.enum(["hint", "strict-queue", "strict-fail-fast"], {
+  message: 'must be "hint", "strict-queue" or "strict-fail-fast"',
+});
 
 const durationMs = z.number({ invalid_type_error: "must be a number of milliseconds" })
   .int({ message: "must be a whole number of milliseconds" })
@@ -80,14 +147,54 @@ export const poolOptionsSchema = z.object({
   env: z.record(z.string({ invalid_type_error: "must map names to strings" })).default({}),
   cwd: z.string({ invalid_type_error: "must be a string" }).optional(),
   encoding: z.enum(["msgpack", "json"], { message: 'must be "msgpack" or "json"' }).default("msgpack"),
-  workerLogs: z.union([z.enum(["forward", "silent"]), z.function()], {
-    message: 'must be "forward", "silent" or a function',
-  }).default("forward"),
+  // z.custom, not z.function: zod would wrap the function in a validating proxy.
+  workerLogs: z.union([
+    z.enum(["forward", "silent"]),
+    z.custom<(line: string, workerId: string) => void>((value) => typeof value === "function"),
+  ], { message: 'must be "forward", "silent" or a function' }).default("forward"),
   nativeLibraryPath: z.string({ invalid_type_error: "must be a string" }).optional(),
-}).strict();
+  maxQueue: count(1_000_000).default(1000),
+  queueTimeoutMs: durationMs.default(60_000),
+  startConcurrency: positiveInteger(WORKERS_MAX).default(4),
+  minReady: positiveInteger(WORKERS_MAX).optional(),
+  cancelGraceMs: durationMs.default(2_000),
+  heartbeatIntervalMs: durationMs.default(5_000),
+  heartbeatMissesMax: positiveInteger(1000).default(3),
+  maxCallsPerWorker: count(Number.MAX_SAFE_INTEGER).default(0),
+  maxWorkerAgeMs: count(Number.MAX_SAFE_INTEGER).default(0),
+  maxWorkerRssMb: count(1_048_576).default(0),
+  restartBackoffMs: durationMs.default(100),
+  restartBackoffMaxMs: durationMs.default(5_000),
+  restartStormLimit: positiveInteger(1_000_000).default(10),
+  restartWindowMs: durationMs.default(60_000),
+  sessionMode: sessionModeSchema.default("hint"),
+  sessionTtlMs: durationMs.default(1_800_000),
+  sessionsMax: positiveInteger(10_000_000).default(10_000),
+  stateDirectory: z.string({ invalid_type_error: "must be a string" }).min(1, { message: "must not be empty" })
+    .optional(),
+  handleSignals: z.boolean({ invalid_type_error: "must be a boolean" }).default(true),
+  on: z.record(
+    z.string().refine((name) => POOL_EVENT_NAMES.has(name), { message: `must name pool events (${[...POOL_EVENT_NAMES].join(", ")})` }),
+    z.custom<(event: unknown) => void>((value) => typeof value === "function", { message: "must be a function" }),
+  ).default({}),
+}).strict().superRefine((options, context) => {
+  if (options.minReady !== undefined && options.minReady > options.size) {
+    context.addIssue({ code: z.ZodIssueCode.custom, path: ["minReady"], message: `must be at most options.size (${options.size})` });
+  }
+  if (options.restartBackoffMaxMs < options.restartBackoffMs) {
+    context.addIssue({
+      code: z.ZodIssueCode.custom,
+      path: ["restartBackoffMaxMs"],
+      message: `must be at least options.restartBackoffMs (${options.restartBackoffMs})`,
+    });
+  }
+});
 
 /** `PoolOptions` with defaults filled in. */
-export type ResolvedPoolOptions = z.output<typeof poolOptionsSchema> & { workerLogs: WorkerLogSink };
+export type ResolvedPoolOptions = Omit<z.output<typeof poolOptionsSchema>, "on"> & {
+  workerLogs: WorkerLogSink;
+  on: PoolEventListeners;
+};
 
 /** Options of one call. */
 export interface CallOptions {
@@ -101,6 +208,10 @@ export interface CallOptions {
   correlationId?: string;
   /** W3C `traceparent` to continue. Default: a new trace. */
   traceparent?: string;
+  /** Routing for `sessionId`. Default: the pool's `sessionMode`. */
+  sessionMode?: SessionMode;
+  /** Queue-wait budget for this call. Default: the pool's `queueTimeoutMs`. */
+  queueTimeoutMs?: number;
 }
 
 const callOptionsSchema = z.object({
@@ -114,6 +225,8 @@ const callOptionsSchema = z.object({
   traceparent: z.string({ invalid_type_error: "must be a string" })
     .regex(/^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/, { message: "must be a W3C traceparent" })
     .optional(),
+  sessionMode: sessionModeSchema.optional(),
+  queueTimeoutMs: durationMs.optional(),
 }).strict();
 
 function describeValue(value: unknown): string {
@@ -159,7 +272,15 @@ export function parsePoolOptions(input: unknown): ResolvedPoolOptions {
   return parseOptions(poolOptionsSchema, input, "start pool", "options") as ResolvedPoolOptions;
 }
 
-/** Validates call options (see `CallOptions`). */
-export function parseCallOptions(input: unknown, tool: string): z.output<typeof callOptionsSchema> {
-  return parseOptions(callOptionsSchema, input ?? {}, `call "${tool}"`, "options");
+/** Call options once validated. */
+export type ParsedCallOptions = z.output<typeof callOptionsSchema>;
+
+const NO_CALL_OPTIONS: ParsedCallOptions = Object.freeze({});
+
+/** Validates call options (see `CallOptions`). The common empty case skips zod entirely. */
+export function parseCallOptions(input: unknown, tool: string): ParsedCallOptions {
+  if (input === undefined || (input !== null && typeof input === "object" && Object.keys(input).length === 0)) {
+    return NO_CALL_OPTIONS;
+  }
+  return parseOptions(callOptionsSchema, input, `call "${tool}"`, "options");
 }

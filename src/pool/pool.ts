@@ -7,40 +7,22 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
-import { ChannelError, type WireRequest, type WorkerDescription } from "../bridge/transport.ts";
+import type { WireRequest, WorkerDescription } from "../bridge/transport.ts";
 import { decodePayload, encodePayload, WIRE_ENCODING } from "../codec/mod.ts";
 import { errorFromWire } from "../errors/from_wire.ts";
-import {
-  CallTimeoutError,
-  PoolClosedError,
-  TransportError,
-  type WorkerExit,
-  WorkerCrashedError,
-} from "../errors/pool_errors.ts";
-import type { SnakepitError } from "../errors/snakepit_error.ts";
+import { PoolClosedError, PoolSaturatedError, QueueTimeoutError, SessionLostError, WorkerBusyError } from "../errors/pool_errors.ts";
 import { resolvePython } from "../python_env/resolve.ts";
+import { PoolEvents, type PoolEventMap, type PoolEventName } from "./events.ts";
 import { type CallOptions, parseCallOptions, parsePoolOptions, type PoolOptions, type ResolvedPoolOptions } from "./options.ts";
-import { WorkerHandle } from "./_worker_handle.ts";
+import { defaultStateDirectory, reapDeadRuns, RegistryFile } from "./registry.ts";
+import { CallCounters, type PoolStats, workerStats } from "./stats.ts";
+import { CallQueue } from "./_call_queue.ts";
+import { type CallContext, CallRunner } from "./_call_runner.ts";
+import { trackPool, untrackPool } from "./_host_signals.ts";
 import { nativeLibraryEnv, newTraceparent, randomHex } from "./_ids.ts";
-
-/** Restart back-off starts here and doubles per consecutive failure. */
-const RESTART_BACKOFF_MS_MIN = 100;
-const RESTART_BACKOFF_MS_MAX = 5_000;
-const CANCEL_RPC_TIMEOUT_MS = 1_000;
-/** How long a dropped connection waits for the worker's exit event before being reported as is. */
-const EXIT_WAIT_MS = 1_000;
-
-interface Waiter {
-  resolve: (worker: WorkerHandle) => void;
-  reject: (reason: unknown) => void;
-}
-
-interface CallContext {
-  tool: string;
-  correlationId: string;
-  timeoutMs: number | undefined;
-  signal: AbortSignal | undefined;
-}
+import { SessionTable } from "./_sessions.ts";
+import { Supervisor } from "./_supervisor.ts";
+import type { WorkerHandle } from "./_worker_handle.ts";
 
 /**
  * A pool of Python worker processes.
@@ -54,42 +36,81 @@ interface CallContext {
  */
 export class Pool implements AsyncDisposable {
   readonly #options: ResolvedPoolOptions;
-  readonly #pythonPath: string;
   readonly #socketDirectory: string;
   readonly #runId = randomHex(8);
-  readonly #slots: Array<WorkerHandle | undefined>;
-  readonly #restartFailures: number[];
-  readonly #waiters: Waiter[] = [];
-  readonly #restartTimers = new Set<ReturnType<typeof setTimeout>>();
+  readonly #events = new PoolEvents();
+  readonly #queue = new CallQueue();
+  readonly #sessions: SessionTable;
+  readonly #counters = new CallCounters();
+  readonly #registry: RegistryFile;
+  readonly #supervisor: Supervisor;
+  readonly #runner: CallRunner;
+  #requestSequence = 0;
   #closing: Promise<void> | undefined;
-  #restarts = 0;
 
-  private constructor(options: ResolvedPoolOptions, pythonPath: string) {
+  private constructor(options: ResolvedPoolOptions, pythonPath: string, stateDirectory: string) {
     this.#options = options;
-    this.#pythonPath = pythonPath;
+    for (const [name, listener] of Object.entries(options.on)) {
+      this.#events.on(name as PoolEventName, listener as (event: unknown) => void);
+    }
     // A private (0700) directory for the workers' sockets; mkdtemp creates it with that mode.
     this.#socketDirectory = mkdtempSync(join(tmpdir(), `snakepit-${options.instance}-`));
-    this.#slots = new Array(options.size).fill(undefined);
-    this.#restartFailures = new Array(options.size).fill(0);
+    this.#sessions = new SessionTable(options.sessionsMax, options.sessionTtlMs);
+    this.#registry = new RegistryFile(stateDirectory, {
+      runId: this.#runId,
+      instance: options.instance,
+      pool: options.name,
+      hostPid: process.pid,
+      startedAt: new Date().toISOString(),
+      socketDirectory: this.#socketDirectory,
+    });
+    const sink = options.workerLogs;
+    const nativeEnv = nativeLibraryEnv(options.nativeLibraryPath);
+    this.#supervisor = new Supervisor(options, (workerId) => ({
+      workerId,
+      pythonPath,
+      adapter: options.adapter,
+      socketPath: join(this.#socketDirectory, `${workerId.slice(-24)}-${randomHex(3)}.sock`),
+      runId: this.#runId,
+      instance: options.instance,
+      maxConcurrency: options.concurrentTasksPerWorker,
+      env: { ...nativeEnv, ...options.env },
+      cwd: options.cwd,
+      onLogLine: sink === "silent"
+        ? () => {}
+        : sink === "forward"
+        ? (line) => process.stderr.write(`[${workerId}] ${line}\n`)
+        : (line) => sink(line, workerId),
+    }), this.#events, this.#registry, {
+      onReady: () => this.#drain(),
+      onGone: (worker) => this.#workerGone(worker),
+      onTick: (now) => this.#sessions.sweep(now),
+    });
+    this.#runner = new CallRunner(options, this.#supervisor, this.#events, (worker) => this.#release(worker));
   }
 
   /**
-   * Starts `size` workers concurrently and resolves when every one is ready and answered a ping.
+   * Starts the workers (`startConcurrency` at a time) and resolves once `minReady` (default: all)
+   * are ready and answered a ping. Workers of dead earlier runs of the same instance are reaped
+   * first.
    *
    * @throws TypeError | RangeError for malformed options (naming the option and the value)
    * @throws ConfigurationError when the interpreter is missing
-   * @throws WorkerStartError when a worker fails to start (with the Python traceback of an import
-   *   error); no process is left behind
+   * @throws WorkerStartError when workers fail to start (with the Python traceback of an import
+   *   error), as soon as `minReady` is out of reach; no process is left behind
    */
   static async start(options: PoolOptions): Promise<Pool> {
     const resolved = parsePoolOptions(options);
     const python = resolvePython(resolved.pythonPath);
-    const pool = new Pool(resolved, python.path);
-    const started = await Promise.allSettled(resolved.size > 0 ? pool.#slots.map((_, index) => pool.#startSlot(index)) : []);
-    const failure = started.find((result) => result.status === "rejected");
-    if (failure) {
+    const stateDirectory = resolved.stateDirectory ?? defaultStateDirectory();
+    reapDeadRuns(stateDirectory, resolved.instance);
+    const pool = new Pool(resolved, python.path, stateDirectory);
+    if (resolved.handleSignals) trackPool(pool);
+    try {
+      await pool.#supervisor.startInitial();
+    } catch (error) {
       await pool.close();
-      throw (failure as PromiseRejectedResult).reason;
+      throw error;
     }
     return pool;
   }
@@ -109,21 +130,53 @@ export class Pool implements AsyncDisposable {
     return this.#closing !== undefined;
   }
 
-  /** Pids of the running workers. */
+  /** Pids of the workers taking calls. */
   get workerPids(): number[] {
-    return this.#slots.flatMap((worker) => worker?.process.pid !== undefined && worker.state === "ready" ? [worker.process.pid] : []);
+    return [...this.#supervisor.workers].flatMap((worker) => worker.state === "ready" ? [worker.process.pid!] : []);
   }
 
-  /** Restarts since the pool started. */
+  /** Replacements started since the pool started (after crashes, kills and recycling). */
   get restarts(): number {
-    return this.#restarts;
+    return this.#supervisor.restarts;
+  }
+
+  /** Subscribes to a pool event; returns the function that unsubscribes. */
+  on<K extends PoolEventName>(name: K, listener: (event: PoolEventMap[K]) => void): () => void {
+    return this.#events.on(name, listener);
   }
 
   /** The tools and capabilities a worker reported at start-up. */
   describe(): WorkerDescription {
-    const worker = this.#slots.find((slot) => slot !== undefined);
+    const worker = [...this.#supervisor.workers][0];
     if (!worker) throw new PoolClosedError(`Pool "${this.name}" has no running worker to describe`);
     return worker.description;
+  }
+
+  /** A snapshot of counters, workers and latency quantiles. */
+  stats(): PoolStats {
+    const now = Date.now();
+    const workers = workerStats(this.#supervisor.workers, now);
+    const inFlight = workers.reduce((sum, worker) => sum + worker.inFlight, 0);
+    const ready = this.#supervisor.readyCount;
+    const counters = this.#counters;
+    return {
+      name: this.name,
+      state: this.#closing ? "closed" : this.#supervisor.degraded ? "degraded" : "running",
+      size: this.size,
+      readyWorkers: ready,
+      requests: counters.requests,
+      queued: this.#queue.length,
+      inFlight,
+      completed: counters.completed,
+      failed: counters.failed,
+      errorsByCode: { ...counters.errorsByCode },
+      restarts: this.#supervisor.restarts,
+      sessions: this.#sessions.size,
+      utilization: ready === 0 ? 0 : Math.min(1, inFlight / (ready * this.#options.concurrentTasksPerWorker)),
+      workers,
+      runTimeMs: counters.runTime.summary(),
+      queueWaitMs: counters.queueWait.summary(),
+    };
   }
 
   /**
@@ -131,26 +184,15 @@ export class Pool implements AsyncDisposable {
    *
    * @param tool the tool's name
    * @param args keyword arguments (a plain object); values must be encodable
-   * @param options timeout, abort signal, session and trace context
+   * @param options timeout, queue budget, abort signal, session and trace context
    * @throws PythonError (and subclasses) when the tool raised
    * @throws SerializationError when `args` cannot be encoded (nothing is sent)
-   * @throws CallTimeoutError, WorkerCrashedError, PoolClosedError; `signal.reason` when aborted
+   * @throws PoolSaturatedError, QueueTimeoutError, CallTimeoutError, WorkerCrashedError,
+   *   WorkerBusyError, SessionLostError, PoolClosedError; `signal.reason` when aborted
    */
   async call<T = unknown>(tool: string, args: Record<string, unknown> = {}, options: CallOptions = {}): Promise<T> {
     const { request, context } = this.#prepare(tool, args, options);
-    const worker = await this.#acquire(context.signal);
-    const crash = this.#crashWatch(worker, context);
-    try {
-      request.deadlineUnixMs = context.timeoutMs ? Date.now() + context.timeoutMs : 0;
-      const outcome = await Promise.race([worker.transport.execute(request, context.signal), crash.promise]);
-      if (!outcome.ok) throw errorFromWire(outcome.error, context);
-      return decodePayload(outcome.data, outcome.encoding) as T;
-    } catch (error) {
-      throw await this.#translate(error, worker, request, context);
-    } finally {
-      crash.dispose();
-      this.#release(worker);
-    }
+    return await this.#runner.call<T>(request, context, this.#acquire(request, context));
   }
 
   /**
@@ -161,34 +203,15 @@ export class Pool implements AsyncDisposable {
    * // for await (const n of pool.stream("count", { n: 3 })) console.log(n);
    * ```
    */
-  async *stream<T = unknown>(tool: string, args: Record<string, unknown> = {}, options: CallOptions = {}): AsyncGenerator<T> {
+  stream<T = unknown>(tool: string, args: Record<string, unknown> = {}, options: CallOptions = {}): AsyncGenerator<T> {
     const { request, context } = this.#prepare(tool, args, options);
-    const worker = await this.#acquire(context.signal);
-    const crash = this.#crashWatch(worker, context);
-    request.deadlineUnixMs = context.timeoutMs ? Date.now() + context.timeoutMs : 0;
-    const iterator = worker.transport.stream(request, context.signal)[Symbol.asyncIterator]();
-    try {
-      while (true) {
-        const next = await Promise.race([iterator.next(), crash.promise]);
-        if (next.done) return;
-        const event = next.value;
-        if (event.kind === "end") return;
-        if (event.kind === "error") throw errorFromWire(event.error, context);
-        yield decodePayload(event.data, event.encoding) as T;
-      }
-    } catch (error) {
-      throw await this.#translate(error, worker, request, context);
-    } finally {
-      crash.dispose();
-      await iterator.return?.().catch(() => {});
-      this.#release(worker);
-    }
+    return this.#runner.stream<T>(request, context, () => this.#acquire(request, context));
   }
 
   /**
-   * Stops every worker: new calls reject with `PoolClosedError`, in-flight calls get
-   * `shutdownTimeoutMs` to finish, then workers get SIGTERM and, after the same grace, SIGKILL to
-   * their whole process group. Idempotent.
+   * Stops every worker: new calls reject with `PoolClosedError`, queued calls reject, in-flight
+   * calls get `shutdownTimeoutMs` to finish, then workers get SIGTERM and, after the same grace,
+   * SIGKILL to their whole process group. Idempotent.
    */
   close(): Promise<void> {
     this.#closing ??= this.#shutdown();
@@ -200,25 +223,16 @@ export class Pool implements AsyncDisposable {
   }
 
   async #shutdown(): Promise<void> {
-    for (const timer of this.#restartTimers) clearTimeout(timer);
-    this.#restartTimers.clear();
-    for (const waiter of this.#waiters.splice(0)) {
-      waiter.reject(new PoolClosedError(`Pool "${this.name}" closed before the call reached a worker`));
-    }
-    const grace = this.#options.shutdownTimeoutMs;
-    const deadline = Date.now() + grace;
-    while (this.#slots.some((worker) => worker && worker.inFlight > 0) && Date.now() < deadline) {
+    this.#queue.rejectAll(() => new PoolClosedError(`Pool "${this.name}" closed before the call reached a worker`));
+    const deadline = Date.now() + this.#options.shutdownTimeoutMs;
+    while ([...this.#supervisor.workers].some((worker) => worker.inFlight > 0) && Date.now() < deadline) {
       await new Promise((resolve) => setTimeout(resolve, 10));
     }
-    await Promise.all(this.#slots.map((worker) => {
-      if (!worker) return;
-      worker.state = "stopping";
-      // Close our end first: Deno's node:http2 aborts the process when a server's GOAWAY arrives
-      // on a session that still has streams (nghttp2 find_stream_on_goaway_func assertion).
-      worker.transport.close();
-      return worker.process.stop(grace);
-    }));
+    this.#runner.closing = true;
+    await this.#supervisor.close(this.#options.shutdownTimeoutMs);
     rmSync(this.#socketDirectory, { recursive: true, force: true });
+    this.#registry.delete();
+    untrackPool(this);
   }
 
   #prepare(tool: string, args: Record<string, unknown>, options: CallOptions): { request: WireRequest; context: CallContext } {
@@ -226,21 +240,33 @@ export class Pool implements AsyncDisposable {
       throw new TypeError(`Cannot call a tool: tool must be a non-empty string, received ${JSON.stringify(tool)}`);
     }
     if (args === null || typeof args !== "object" || Array.isArray(args)) {
-      throw new TypeError(`Cannot call "${tool}": args must be an object of keyword arguments, received ${Array.isArray(args) ? "an array" : String(args)}`);
+      throw new TypeError(
+        `Cannot call "${tool}": args must be an object of keyword arguments, received ${Array.isArray(args) ? "an array" : String(args)}`,
+      );
     }
     const parsed = parseCallOptions(options, tool);
     if (this.#closing) throw new PoolClosedError(`Cannot call "${tool}": pool "${this.name}" is closed`);
     parsed.signal?.throwIfAborted();
     const correlationId = parsed.correlationId ?? crypto.randomUUID();
     const encoding = this.#options.encoding;
+    this.#counters.requests += 1;
     return {
-      context: { tool, correlationId, timeoutMs: parsed.timeoutMs, signal: parsed.signal },
+      context: {
+        tool,
+        correlationId,
+        timeoutMs: parsed.timeoutMs,
+        signal: parsed.signal,
+        sessionId: parsed.sessionId,
+        sessionMode: parsed.sessionMode ?? this.#options.sessionMode,
+        queueTimeoutMs: parsed.queueTimeoutMs ?? this.#options.queueTimeoutMs,
+        counters: this.#counters,
+      },
       request: {
-        requestId: randomHex(8),
+        requestId: `${this.#runId}-${(this.#requestSequence++).toString(36)}`,
         tool,
         args: encodePayload(args, encoding, "args"),
         encoding: WIRE_ENCODING[encoding],
-        sessionId: parsed.sessionId ?? "",
+        sessionId: "",
         deadlineUnixMs: 0,
         correlationId,
         traceparent: parsed.traceparent ?? newTraceparent(),
@@ -248,156 +274,78 @@ export class Pool implements AsyncDisposable {
     };
   }
 
-  /** Rejects when the worker exits while a call runs on it: at once, not when gRPC notices. */
-  #crashWatch(worker: WorkerHandle, context: CallContext): { promise: Promise<never>; dispose: () => void } {
-    let dispose = () => {};
-    const promise = new Promise<never>((_, reject) => {
-      dispose = worker.onExit((exit) => reject(this.#crashError(worker, exit, context)));
-    });
-    promise.catch(() => {});
-    return { promise, dispose };
-  }
-
-  #crashError(worker: WorkerHandle, exit: WorkerExit, context: CallContext): SnakepitError {
-    if (this.#closing && worker.state !== "exited") {
-      return new PoolClosedError(`Call "${context.tool}" was stopped because pool "${this.name}" closed`, {
-        correlationId: context.correlationId,
-      });
+  /** Finds a worker for a call: its session's, a free one, or a place in the queue. */
+  async #acquire(request: WireRequest, context: CallContext): Promise<WorkerHandle> {
+    if (this.#closing) throw new PoolClosedError(`Cannot call "${context.tool}": pool "${this.name}" is closed`);
+    const sessionId = context.sessionId;
+    let target: WorkerHandle | undefined;
+    if (sessionId !== undefined) {
+      const route = this.#sessions.route(sessionId, context.sessionMode !== "hint", Date.now());
+      request.sessionId = route.wireId;
+      const preferred = route.worker;
+      if (preferred && preferred.inFlight < preferred.capacity) return this.#take(preferred, sessionId);
+      if (preferred && context.sessionMode === "strict-fail-fast") {
+        throw new WorkerBusyError(
+          `Cannot call "${context.tool}": session "${sessionId}"'s worker ${preferred.id} is busy (strict-fail-fast)`,
+          { correlationId: context.correlationId, suggestion: "retry later, or use sessionMode \"strict-queue\" to wait" },
+        );
+      }
+      if (preferred && context.sessionMode === "strict-queue") target = preferred;
     }
-    const how = exit.signal ? `was killed by ${exit.signal}` : `exited with code ${exit.exitCode}`;
-    return new WorkerCrashedError(
-      `Worker ${worker.id} (pid ${worker.process.pid}) ${how} while running "${context.tool}" (${exit.classification})`,
-      { workerId: worker.id, exit, correlationId: context.correlationId },
-    );
-  }
-
-  async #translate(error: unknown, worker: WorkerHandle, request: WireRequest, context: CallContext): Promise<unknown> {
-    if (!(error instanceof ChannelError)) return error;
-    if (context.signal?.aborted) {
-      worker.transport.cancel(request.requestId, CANCEL_RPC_TIMEOUT_MS).catch(() => {});
-      return context.signal.reason;
+    if (!target) {
+      const free = this.#pickFree();
+      if (free) return this.#take(free, sessionId);
     }
-    if (error.grpcStatus === 14) {
-      // A dropped connection usually means the worker died; its exit event can trail the socket's
-      // close by a few milliseconds, so wait (bounded) to report the crash rather than the symptom.
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      await Promise.race([worker.process.exited, new Promise((resolve) => timer = setTimeout(resolve, EXIT_WAIT_MS))]);
-      clearTimeout(timer);
-    }
-    if (worker.process.exit) return this.#crashError(worker, worker.process.exit, context);
-    if (error.grpcStatus === 4 && context.timeoutMs !== undefined) {
-      worker.transport.cancel(request.requestId, CANCEL_RPC_TIMEOUT_MS).catch(() => {});
-      return new CallTimeoutError(
-        `Call "${context.tool}" timed out after ${context.timeoutMs} ms; the worker was told to cancel it`,
-        { timeoutMs: context.timeoutMs, correlationId: context.correlationId },
+    if (this.#queue.length >= this.#options.maxQueue) {
+      throw new PoolSaturatedError(
+        `Cannot call "${context.tool}": pool "${this.name}" is saturated (${this.#queue.length} calls queued, maxQueue ${this.#options.maxQueue})`,
+        { maxQueue: this.#options.maxQueue, correlationId: context.correlationId, suggestion: "retry with back-off, or raise size or maxQueue" },
       );
     }
-    return new TransportError(`Call "${context.tool}" to worker ${worker.id} failed: ${error.message}`, {
-      grpcStatus: error.grpcStatus,
-      correlationId: context.correlationId,
-      cause: error,
-    });
+    const worker = await this.#queue.wait(target, context.queueTimeoutMs, context.signal, () =>
+      new QueueTimeoutError(
+        `Call "${context.tool}" waited ${context.queueTimeoutMs} ms for a worker and was dropped without running`,
+        { queueTimeoutMs: context.queueTimeoutMs, correlationId: context.correlationId },
+      ));
+    if (sessionId !== undefined) this.#sessions.pin(sessionId, worker);
+    return worker;
   }
 
-  #acquire(signal: AbortSignal | undefined): Promise<WorkerHandle> {
-    const worker = this.#pickWorker();
-    if (worker) {
-      worker.inFlight += 1;
-      return Promise.resolve(worker);
-    }
-    return new Promise((resolve, reject) => {
-      const onAbort = () => {
-        const index = this.#waiters.indexOf(waiter);
-        if (index >= 0) this.#waiters.splice(index, 1);
-        reject(signal!.reason);
-      };
-      const waiter: Waiter = {
-        resolve: (picked) => {
-          signal?.removeEventListener("abort", onAbort);
-          resolve(picked);
-        },
-        reject: (reason) => {
-          signal?.removeEventListener("abort", onAbort);
-          reject(reason);
-        },
-      };
-      signal?.addEventListener("abort", onAbort, { once: true });
-      this.#waiters.push(waiter);
-    });
+  #take(worker: WorkerHandle, sessionId: string | undefined): WorkerHandle {
+    worker.inFlight += 1;
+    if (sessionId !== undefined) this.#sessions.pin(sessionId, worker);
+    return worker;
   }
 
-  #release(worker: WorkerHandle): void {
-    worker.inFlight -= 1;
-    worker.callsServed += 1;
-    this.#drain();
-  }
-
-  #drain(): void {
-    while (this.#waiters.length > 0) {
-      const worker = this.#pickWorker();
-      if (!worker) return;
-      worker.inFlight += 1;
-      this.#waiters.shift()!.resolve(worker);
-    }
-  }
-
-  #pickWorker(): WorkerHandle | undefined {
+  #pickFree(target?: WorkerHandle): WorkerHandle | undefined {
+    if (target) return target.state === "ready" && target.inFlight < target.capacity ? target : undefined;
     let best: WorkerHandle | undefined;
-    for (const worker of this.#slots) {
-      if (!worker || worker.state !== "ready" || worker.inFlight >= worker.capacity) continue;
+    for (const worker of this.#supervisor.workers) {
+      if (worker.state !== "ready" || worker.inFlight >= worker.capacity) continue;
       if (!best || worker.inFlight < best.inFlight) best = worker;
     }
     return best;
   }
 
-  async #startSlot(index: number): Promise<void> {
-    const options = this.#options;
-    const workerId = `${options.name}-${index}`;
-    const sink = options.workerLogs;
-    const worker = await WorkerHandle.start({
-      workerId,
-      pythonPath: this.#pythonPath,
-      adapter: options.adapter,
-      socketPath: join(this.#socketDirectory, `w${index}-${randomHex(4)}.sock`),
-      runId: this.#runId,
-      instance: options.instance,
-      maxConcurrency: options.concurrentTasksPerWorker,
-      env: { ...nativeLibraryEnv(options.nativeLibraryPath), ...options.env },
-      cwd: options.cwd,
-      onLogLine: sink === "silent"
-        ? () => {}
-        : sink === "forward"
-        ? (line) => process.stderr.write(`[${workerId}] ${line}\n`)
-        : (line) => sink(line, workerId),
-    }, options.startTimeoutMs, options.concurrentTasksPerWorker);
-    if (this.#closing) {
-      await worker.process.stop(options.shutdownTimeoutMs);
-      return;
-    }
-    this.#slots[index] = worker;
-    this.#restartFailures[index] = 0;
-    worker.onExit(() => this.#onWorkerExit(index, worker));
+  #release(worker: WorkerHandle): void {
+    worker.inFlight -= 1;
+    worker.callsServed += 1;
+    const callsMax = this.#options.maxCallsPerWorker;
+    if (callsMax > 0 && worker.callsServed >= callsMax) this.#supervisor.recycle(worker, "calls");
+    this.#supervisor.stopIfDrained(worker);
     this.#drain();
   }
 
-  #onWorkerExit(index: number, worker: WorkerHandle): void {
-    if (this.#slots[index] === worker) this.#slots[index] = undefined;
-    if (this.#closing) return;
-    this.#scheduleRestart(index);
+  #drain(): void {
+    if (this.#queue.length > 0) this.#queue.drain((target) => this.#pickFree(target));
   }
 
-  #scheduleRestart(index: number): void {
-    const failures = this.#restartFailures[index]!;
-    const delay = Math.min(RESTART_BACKOFF_MS_MAX, RESTART_BACKOFF_MS_MIN * 2 ** failures);
-    const timer = setTimeout(() => {
-      this.#restartTimers.delete(timer);
-      if (this.#closing) return;
-      this.#restarts += 1;
-      this.#startSlot(index).catch(() => {
-        this.#restartFailures[index] = failures + 1;
-        if (!this.#closing) this.#scheduleRestart(index);
-      });
-    }, delay);
-    this.#restartTimers.add(timer);
+  #workerGone(worker: WorkerHandle): void {
+    this.#sessions.workerGone(worker);
+    this.#queue.rejectBoundTo(worker, () =>
+      new SessionLostError(`A session's worker ${worker.id} exited while its call waited; the session's state is gone`, {
+        sessionId: "",
+        reason: "worker_exited",
+      }));
   }
 }

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar, overload
 
 CONTEXT_PARAMETER = "ctx"
@@ -106,14 +106,46 @@ class Tool:
     streaming: bool
     is_async: bool
     accepts_context: bool
+    # (allowed names, required names) of a plain signature, or False: see bind().
+    plain_names: tuple[frozenset[str], frozenset[str]] | bool = field(
+        init=False, repr=False, compare=False
+    )
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "plain_names", _plain_parameter_names(self.signature))
 
     @property
     def signature_text(self) -> str:
         return str(self.signature)
 
-    def bind(self, arguments: Mapping[str, Any]) -> inspect.BoundArguments:
-        """Binds keyword arguments to the host-visible signature; raises TypeError on mismatch."""
-        return self.signature.bind(**arguments)
+    def bind(self, arguments: Mapping[str, Any]) -> None:
+        """Checks keyword arguments against the host-visible signature; TypeError on mismatch.
+
+        The common case (plain named parameters, names that fit) is a set comparison; only a
+        signature with *args/**kwargs/positional-only parameters, or a mismatch (for the message),
+        goes through inspect's full binding.
+        """
+        names = self.plain_names
+        if names is not False:
+            allowed, required = names  # type: ignore[misc]
+            keys = arguments.keys()
+            if keys <= allowed and required <= keys:
+                return
+        self.signature.bind(**arguments)
+
+
+_PLAIN_KINDS = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+
+
+def _plain_parameter_names(
+    signature: inspect.Signature,
+) -> tuple[frozenset[str], frozenset[str]] | bool:
+    parameters = signature.parameters.values()
+    if any(parameter.kind not in _PLAIN_KINDS for parameter in parameters):
+        return False
+    allowed = frozenset(parameter.name for parameter in parameters)
+    required = frozenset(p.name for p in parameters if p.default is inspect.Parameter.empty)
+    return allowed, required
 
 
 def discover_tools(adapter: Adapter) -> dict[str, Tool]:

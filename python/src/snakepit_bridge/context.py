@@ -83,7 +83,10 @@ class ToolContext:
         self.deadline_unix_ms = deadline_unix_ms
         self.worker_id = worker_id
         self.session: dict[str, Any] = session if session is not None else {}
-        self._cancel_event = threading.Event()
+        # Most calls are never cancelled nor waited on: the Event is made only when a tool waits
+        # (wait_cancelled), which keeps a call's set-up cheap.
+        self._cancelled = False
+        self._cancel_event: threading.Event | None = None
         self._reason: str | None = None
         self._callbacks: list[Callable[[], None]] = []
         self._lock = threading.Lock()
@@ -91,9 +94,9 @@ class ToolContext:
     @property
     def cancelled(self) -> bool:
         """True once the call was cancelled or its deadline passed."""
-        if self._cancel_event.is_set():
+        if self._cancelled:
             return True
-        if self.deadline_passed():
+        if self.deadline_unix_ms > 0 and self.deadline_passed():
             self.cancel(REASON_DEADLINE_EXCEEDED)
             return True
         return False
@@ -118,7 +121,13 @@ class ToolContext:
         remaining_s = self.seconds_until_deadline()
         if remaining_s is not None:
             timeout_s = min(timeout_s, remaining_s)
-        self._cancel_event.wait(max(0.0, timeout_s))
+        with self._lock:
+            if self._cancelled:
+                return True
+            if self._cancel_event is None:
+                self._cancel_event = threading.Event()
+            event = self._cancel_event
+        event.wait(max(0.0, timeout_s))
         return self.cancelled
 
     def seconds_until_deadline(self) -> float | None:
@@ -132,10 +141,12 @@ class ToolContext:
     def cancel(self, reason: str = REASON_CANCELLED) -> bool:
         """Marks the call cancelled and runs the cancel callbacks once; False if already done."""
         with self._lock:
-            if self._cancel_event.is_set():
+            if self._cancelled:
                 return False
             self._reason = reason
-            self._cancel_event.set()
+            self._cancelled = True
+            if self._cancel_event is not None:
+                self._cancel_event.set()
             callbacks, self._callbacks = self._callbacks, []
         for callback in callbacks:
             _run_callback(callback)
@@ -144,7 +155,7 @@ class ToolContext:
     def add_cancel_callback(self, callback: Callable[[], None]) -> None:
         """Runs `callback` on cancellation (at once when the call is already cancelled)."""
         with self._lock:
-            if not self._cancel_event.is_set():
+            if not self._cancelled:
                 self._callbacks.append(callback)
                 return
         _run_callback(callback)

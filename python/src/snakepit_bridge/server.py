@@ -12,6 +12,7 @@ import concurrent.futures
 import contextlib
 import logging
 import os
+import queue
 import resource
 import sys
 import threading
@@ -94,7 +95,11 @@ class WorkerServicer(worker_pb2_grpc.WorkerServicer):
         self._max_concurrency = max_concurrency if self._thread_safe else 1
         self._admitted_max = self._max_concurrency + QUEUED_CALLS_MAX
         # One slot per tool allowed to run at once: a lock, in effect, for non-thread-safe ones.
-        self._tool_slots = threading.BoundedSemaphore(self._max_concurrency)
+        # Tokens in a C-level queue: threading.Semaphore is pure Python and costs microseconds
+        # per call on the hot path.
+        self._tool_slots: queue.SimpleQueue[None] = queue.SimpleQueue()
+        for _ in range(self._max_concurrency):
+            self._tool_slots.put(None)
         self._calls: dict[str, ToolContext] = {}
         self._calls_lock = threading.Lock()
         self._calls_served = 0
@@ -227,8 +232,7 @@ class WorkerServicer(worker_pb2_grpc.WorkerServicer):
 
     # --- call machinery --------------------------------------------------------------------
 
-    @contextlib.contextmanager
-    def _admitted(self, request: worker_pb2.ExecuteRequest, context: Any) -> Iterator[ToolContext]:
+    def _admitted(self, request: worker_pb2.ExecuteRequest, context: Any) -> _Admission:
         """Registers the call (for Cancel and Ping) for exactly as long as it runs."""
         request_id = request.request_id or uuid.uuid4().hex
         ctx = ToolContext(
@@ -252,16 +256,16 @@ class WorkerServicer(worker_pb2_grpc.WorkerServicer):
                     suggestion="Retry on another worker or after a running call completes",
                 )
             self._calls[request_id] = ctx
-        try:
-            # The RPC ending for any reason (client cancel, gRPC deadline) ends the call; after a
-            # normal completion the callback finds nothing left to stop.
-            if not context.add_callback(ctx.cancel):
-                ctx.cancel(REASON_CANCELLED)
-            yield ctx
-        finally:
-            with self._calls_lock:
-                del self._calls[request_id]
-                self._calls_served += 1
+        # The RPC ending for any reason (client cancel, gRPC deadline) ends the call; after a
+        # normal completion the callback finds nothing left to stop.
+        if not context.add_callback(ctx.cancel):
+            ctx.cancel(REASON_CANCELLED)
+        return _Admission(self, ctx)
+
+    def _discharge(self, request_id: str) -> None:
+        with self._calls_lock:
+            del self._calls[request_id]
+            self._calls_served += 1
 
     def _prepare(
         self, request: worker_pb2.ExecuteRequest, ctx: ToolContext, timing: worker_pb2.Timing
@@ -290,16 +294,21 @@ class WorkerServicer(worker_pb2_grpc.WorkerServicer):
             arguments = {**arguments, "ctx": ctx}
         return tool, arguments, encoding
 
-    @contextlib.contextmanager
-    def _tool_turn(self, ctx: ToolContext) -> Iterator[None]:
+    def _tool_turn(self, ctx: ToolContext) -> _ToolTurn:
         """Waits for a free tool slot: at most max_concurrency tools run at once."""
-        while not self._tool_slots.acquire(timeout=SLOT_POLL_S):
-            ctx.check_cancelled()  # A call cancelled while queued never starts.
+        slots = self._tool_slots
+        while True:
+            try:
+                slots.get(timeout=SLOT_POLL_S)
+                break
+            except queue.Empty:
+                ctx.check_cancelled()  # A call cancelled while queued never starts.
         try:
             ctx.check_cancelled()
-            yield
-        finally:
-            self._tool_slots.release()
+        except BaseException:
+            slots.put(None)
+            raise
+        return _ToolTurn(slots)
 
     def _invoke(self, tool: Tool, arguments: dict[str, Any], ctx: ToolContext) -> Any:
         if tool.is_async and not tool.streaming:
@@ -438,3 +447,37 @@ def _rss_bytes() -> int:
         # it in KiB, macOS in bytes.
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         return peak if sys.platform == "darwin" else peak * 1024
+
+
+class _Admission:
+    """`with` block of an admitted call: yields its context, unregisters it on exit.
+
+    A class rather than @contextmanager: the generator machinery costs microseconds per call.
+    """
+
+    __slots__ = ("_servicer", "_ctx")
+
+    def __init__(self, servicer: WorkerServicer, ctx: ToolContext) -> None:
+        self._servicer = servicer
+        self._ctx = ctx
+
+    def __enter__(self) -> ToolContext:
+        return self._ctx
+
+    def __exit__(self, *_exc: object) -> None:
+        self._servicer._discharge(self._ctx.request_id)
+
+
+class _ToolTurn:
+    """`with` block holding one tool slot (a token), returned on exit."""
+
+    __slots__ = ("_slots",)
+
+    def __init__(self, slots: queue.SimpleQueue[None]) -> None:
+        self._slots = slots
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *_exc: object) -> None:
+        self._slots.put(None)

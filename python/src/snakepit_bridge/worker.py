@@ -83,6 +83,9 @@ class ProcessHygiene:
     def __init__(self, parent_pid: int | None) -> None:
         self._initial_ppid = os.getppid()
         self._parent_pid = parent_pid
+        # Set once bound: when the host is gone nobody else will remove the socket, nor the
+        # host's private socket directory once its last worker's socket is gone.
+        self.socket_path: str | None = None
 
     def arm(self) -> None:
         if os.getsid(0) != os.getpid():
@@ -107,6 +110,11 @@ class ProcessHygiene:
         return False
 
     def kill_group(self) -> NoReturn:
+        if self.socket_path is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(self.socket_path)
+            with contextlib.suppress(OSError):
+                os.rmdir(os.path.dirname(self.socket_path))  # Fails while a sibling's socket remains.
         _flush_stdio()
         # Only a group we lead is ours to kill: never signal the host's group.
         if os.getpgrp() == os.getpid():
@@ -142,6 +150,7 @@ def main(argv: list[str] | None = None) -> NoReturn:
         adapter = load_adapter(options.adapter)
         servicer = _build_servicer(adapter, options)
         server, health_servicer = _serve(servicer, socket_path, options.max_concurrency)
+        hygiene.socket_path = socket_path
     except StartupError as failure:
         _fail(protocol, failure, EXIT_STARTUP_ERROR)
     if not stop_signals:  # A host that asked us to stop while starting expects no readiness.

@@ -6,6 +6,7 @@ Thread-safe, so its calls may run concurrently. The process-level tools (`spawn_
 
 from __future__ import annotations
 
+import time
 import asyncio
 import os
 import signal as signals
@@ -23,6 +24,7 @@ class EchoAdapter(Adapter):
     def __init__(self) -> None:
         # Kept so the Popen objects are not collected while their processes run.
         self._children: list[subprocess.Popen[bytes]] = []
+        self._records: list[str] = []
 
     @tool
     def noop(self) -> None:
@@ -98,3 +100,40 @@ class EchoAdapter(Adapter):
     def kill_self(self, signal: int) -> None:
         """Sends signal number `signal` to the worker itself (9 is SIGKILL, 11 SIGSEGV)."""
         os.kill(os.getpid(), signals.Signals(signal))
+
+    @tool
+    def block(self, seconds: float) -> list[float]:
+        """Sleeps without ever checking for cancellation; returns [start, end] wall-clock seconds.
+
+        For tests: calls that overlap in time prove concurrency, and a call that ignores
+        cancellation exercises the host's grace-then-kill rule.
+        """
+        started = time.time()
+        time.sleep(seconds)
+        return [started, time.time()]
+
+    @tool
+    def record(self, label: str) -> int:
+        """Appends label to this worker's call log (to prove whether a call ran); returns its length."""
+        self._records.append(label)
+        return len(self._records)
+
+    @tool
+    def records(self) -> list[str]:
+        """This worker's call log, oldest first."""
+        return list(self._records)
+
+    @tool
+    def wait_cancellable(self, label: str, seconds: float, ctx: ToolContext) -> str:
+        """Waits up to `seconds`, logging `label:cancelled` if the call is cancelled first.
+
+        Proves that a host's timeout or abort reaches the tool as ctx.cancelled.
+        """
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if ctx.cancelled:
+                self._records.append(f"{label}:cancelled")
+                ctx.check_cancelled()
+            time.sleep(0.005)
+        self._records.append(f"{label}:done")
+        return "done"
