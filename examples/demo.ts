@@ -10,10 +10,19 @@ function ms(start: number): string {
 }
 
 const startedAt = performance.now();
+const interactive = process.stdout.isTTY === true;
 await using pool = await Pool.start({
   adapter: "snakepit_bridge.examples.numeric:NumericAdapter",
   size: 2,
   workerLogs: "silent",
+  on: {
+    // Start-up progress: a bar redrawn in place on a terminal, one line per step otherwise.
+    "pool:progress": ({ ready, failed, total }) => {
+      const bar = "#".repeat(ready).padEnd(total, ".");
+      const line = `starting workers [${bar}] ${ready}/${total} ready${failed ? `, ${failed} failed` : ""} (${ms(startedAt).trim()})`;
+      process.stdout.write(interactive ? `\r${line}${ready + failed === total ? "\n" : ""}` : `${line}\n`);
+    },
+  },
 });
 console.log(`snakepit demo on ${runtime}: pool "${pool.name}" with ${pool.size} workers (pids ${pool.workerPids.join(", ")}) ready in ${ms(startedAt)}`);
 console.log(`tools: ${pool.describe().tools.map((tool) => tool.name).join(", ")}\n`);
