@@ -71,9 +71,10 @@ export interface WireErrorContext {
 export function errorFromWire(payload: unknown, context: WireErrorContext): SnakepitError {
   const parsed = errorPayloadSchema.safeParse(payload);
   if (!parsed.success) {
+    const issue = parsed.error.issues[0];
     return new SerializationError(
       `Tool "${context.tool}" failed, but its error payload was malformed ` +
-        `(${parsed.error.issues[0]?.path.join(".")}: ${parsed.error.issues[0]?.message}); ` +
+        `(${issue?.path.join(".") || "payload"}: ${issue?.message}); ` +
         "the worker and host may run different protocol versions",
       { correlationId: context.correlationId, cause: parsed.error },
     );
