@@ -13,6 +13,7 @@ import type { SnakepitError } from "../errors/snakepit_error.ts";
 import type { PoolEvents } from "./events.ts";
 import type { ResolvedPoolOptions, SessionMode } from "./options.ts";
 import type { CallCounters } from "./stats.ts";
+import type { HealthMonitor } from "../reliability/health_monitor.ts";
 import type { Supervisor } from "./_supervisor.ts";
 import type { WorkerHandle } from "./_worker_handle.ts";
 
@@ -45,6 +46,7 @@ export class CallRunner {
     readonly supervisor: Supervisor,
     readonly events: PoolEvents,
     readonly release: (worker: WorkerHandle) => void,
+    readonly health: HealthMonitor,
   ) {}
 
   async call<T>(request: WireRequest, context: CallContext, acquiring: Promise<WorkerHandle>): Promise<T> {
@@ -150,8 +152,13 @@ export class CallRunner {
     const now = performance.now();
     const runMs = worker ? now - dispatchedAt : 0;
     const errorCode = failure === undefined ? undefined : (failure as SnakepitError)?.code ?? "error";
-    if (errorCode === undefined) context.counters.completed += 1;
-    else context.counters.recordFailure(errorCode);
+    if (errorCode === undefined) {
+      context.counters.completed += 1;
+      this.health.recordSuccess();
+    } else {
+      context.counters.recordFailure(errorCode);
+      this.health.recordFailure(failure);
+    }
     if (worker) context.counters.runTime.record(runMs);
     if (!this.events.has("call:end")) return;
     this.events.emit("call:end", {

@@ -4,6 +4,9 @@
  * @module
  */
 import { z } from "zod";
+import type { CircuitBreakerOptions } from "../reliability/circuit_breaker.ts";
+import type { HealthMonitorOptions } from "../reliability/health_monitor.ts";
+import type { RetryOptions } from "../reliability/retry_policy.ts";
 import { POOL_EVENT_NAMES, type PoolEventMap, type PoolEventName } from "./events.ts";
 
 /** Most workers one pool may run. */
@@ -91,6 +94,18 @@ export interface PoolOptions {
    * Default none. Later listeners: `pool.on(name, listener)`.
    */
   on?: PoolEventListeners;
+  /**
+   * Retry policy for calls that ask for it (`idempotent: true` or a call's `retry`): attempts,
+   * back-off with jitter and cap. Default `{ attempts: 3, initialDelayMs: 100, maxDelayMs: 5000 }`.
+   */
+  retry?: RetryOptions;
+  /**
+   * A circuit breaker around every call of this pool: while open, calls fail at once with
+   * `CircuitOpenError`. Default off; `{}` enables it with its defaults.
+   */
+  breaker?: CircuitBreakerOptions;
+  /** The pool's health monitor (always on): windows and alert rates. Default its defaults. */
+  health?: HealthMonitorOptions;
 }
 
 /** Listeners by event name, for `PoolOptions.on`. */
@@ -173,6 +188,10 @@ export const poolOptionsSchema = z.object({
   stateDirectory: z.string({ invalid_type_error: "must be a string" }).min(1, { message: "must not be empty" })
     .optional(),
   handleSignals: z.boolean({ invalid_type_error: "must be a boolean" }).default(true),
+  // Validated by the reliability classes themselves, with messages naming these options.
+  retry: z.record(z.unknown(), { invalid_type_error: "must be an object of retry options" }).optional(),
+  breaker: z.record(z.unknown(), { invalid_type_error: "must be an object of circuit breaker options" }).optional(),
+  health: z.record(z.unknown(), { invalid_type_error: "must be an object of health monitor options" }).optional(),
   on: z.record(
     z.string().refine((name) => POOL_EVENT_NAMES.has(name), { message: `must name pool events (${[...POOL_EVENT_NAMES].join(", ")})` }),
     z.custom<(event: unknown) => void>((value) => typeof value === "function", { message: "must be a function" }),
@@ -191,9 +210,12 @@ export const poolOptionsSchema = z.object({
 });
 
 /** `PoolOptions` with defaults filled in. */
-export type ResolvedPoolOptions = Omit<z.output<typeof poolOptionsSchema>, "on"> & {
+export type ResolvedPoolOptions = Omit<z.output<typeof poolOptionsSchema>, "on" | "retry" | "breaker" | "health"> & {
   workerLogs: WorkerLogSink;
   on: PoolEventListeners;
+  retry?: RetryOptions;
+  breaker?: CircuitBreakerOptions;
+  health?: HealthMonitorOptions;
 };
 
 /** Options of one call. */
@@ -212,6 +234,15 @@ export interface CallOptions {
   sessionMode?: SessionMode;
   /** Queue-wait budget for this call. Default: the pool's `queueTimeoutMs`. */
   queueTimeoutMs?: number;
+  /**
+   * Whether running the call twice is harmless. When true, a call that may have reached Python
+   * (worker crash, timeout) is retried under the pool's retry policy. Default false: only failures
+   * before dispatch (saturated, queue timeout, busy, circuit open) are retried, and only when the
+   * call asks for retry.
+   */
+  idempotent?: boolean;
+  /** This call's retry options (each overriding the pool's), or `false` for a single attempt. */
+  retry?: RetryOptions | false;
 }
 
 const callOptionsSchema = z.object({
@@ -227,6 +258,11 @@ const callOptionsSchema = z.object({
     .optional(),
   sessionMode: sessionModeSchema.optional(),
   queueTimeoutMs: durationMs.optional(),
+  idempotent: z.boolean({ invalid_type_error: "must be a boolean" }).optional(),
+  retry: z.custom<Record<string, unknown> | false>(
+    (value) => value === false || (value !== null && typeof value === "object" && !Array.isArray(value)),
+    { message: "must be an object of retry options or false" },
+  ).optional(),
 }).strict();
 
 function describeValue(value: unknown): string {

@@ -23,6 +23,10 @@ import { nativeLibraryEnv, newTraceparent, randomHex } from "./_ids.ts";
 import { SessionTable } from "./_sessions.ts";
 import { Supervisor } from "./_supervisor.ts";
 import type { WorkerHandle } from "./_worker_handle.ts";
+import { CircuitBreaker } from "../reliability/circuit_breaker.ts";
+import { Executor } from "../reliability/executor.ts";
+import { HealthMonitor } from "../reliability/health_monitor.ts";
+import type { RetryOptions } from "../reliability/retry_policy.ts";
 
 /**
  * A pool of Python worker processes.
@@ -45,6 +49,11 @@ export class Pool implements AsyncDisposable {
   readonly #registry: RegistryFile;
   readonly #supervisor: Supervisor;
   readonly #runner: CallRunner;
+  readonly #executor: Executor;
+  /** The pool's health monitor: crashes and call failures over a window. */
+  readonly health: HealthMonitor;
+  /** The pool's circuit breaker, when `options.breaker` enabled one. */
+  readonly breaker: CircuitBreaker | undefined;
   #requestSequence = 0;
   #closing: Promise<void> | undefined;
 
@@ -86,7 +95,14 @@ export class Pool implements AsyncDisposable {
       onGone: (worker) => this.#workerGone(worker),
       onTick: (now) => this.#sessions.sweep(now),
     });
-    this.#runner = new CallRunner(options, this.#supervisor, this.#events, (worker) => this.#release(worker));
+    this.health = new HealthMonitor({ name: options.name, ...options.health });
+    this.breaker = options.breaker ? new CircuitBreaker({ name: options.name, ...options.breaker }) : undefined;
+    // The executor records nothing in the monitor itself: every attempt is recorded by the runner.
+    this.#executor = new Executor({ name: options.name, retry: options.retry, breaker: this.breaker });
+    this.#runner = new CallRunner(options, this.#supervisor, this.#events, (worker) => this.#release(worker), this.health);
+    this.#events.on("worker:exit", (event) => {
+      if (!event.expected) this.health.recordCrash(event);
+    });
   }
 
   /**
@@ -191,8 +207,19 @@ export class Pool implements AsyncDisposable {
    *   WorkerBusyError, SessionLostError, PoolClosedError; `signal.reason` when aborted
    */
   async call<T = unknown>(tool: string, args: Record<string, unknown> = {}, options: CallOptions = {}): Promise<T> {
+    if (options?.idempotent || options?.retry || this.breaker) return await this.#callWithPolicy<T>(tool, args, options);
     const { request, context } = this.#prepare(tool, args, options);
     return await this.#runner.call<T>(request, context, this.#acquire(request, context));
+  }
+
+  /** The executor path: breaker, retry with back-off, one correlation id across attempts. */
+  #callWithPolicy<T>(tool: string, args: Record<string, unknown>, options: CallOptions): Promise<T> {
+    const { idempotent, retry, signal, ...rest } = parseCallOptions(options, tool);
+    const correlationId = rest.correlationId ?? crypto.randomUUID();
+    return this.#executor.run<T>((attemptSignal) => {
+      const { request, context } = this.#prepare(tool, args, { ...rest, correlationId, signal: attemptSignal });
+      return this.#runner.call<T>(request, context, this.#acquire(request, context));
+    }, { idempotent: idempotent ?? false, retry: retry as RetryOptions | false | undefined, signal, label: tool });
   }
 
   /**
