@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import re
+import select
 import signal
 import sys
 import threading
@@ -28,6 +29,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from snakepit_bridge._generated import worker_pb2_grpc
+from snakepit_bridge import log_records
 from snakepit_bridge.adapter import Adapter
 from snakepit_bridge.server import MAX_MESSAGE_BYTES, PROTOCOL_VERSION, WorkerIdentity
 from snakepit_bridge.server import WorkerServicer
@@ -36,7 +38,9 @@ EXIT_STARTUP_ERROR = 3
 EXIT_USAGE = 2
 GRACE_S = 2.0
 PARENT_POLL_S = 0.2
-STOP_POLL_S = 0.05
+# Safety-net timeouts of the blocking waits (signal wake-up pipe, parent pidfd).
+STOP_POLL_IDLE_S = 5.0
+PARENT_POLL_IDLE_S = 5.0
 SPARE_THREADS = 4  # Ping, Describe, Cancel and health always find a thread.
 SOCKET_PATH_BYTES_MAX = 107  # sun_path is 108 bytes on Linux, NUL included.
 PR_SET_PDEATHSIG = 1
@@ -123,15 +127,21 @@ class ProcessHygiene:
         raise SystemExit(1)  # Unreachable; keeps the type checker honest.
 
     def _watch(self) -> None:
+        # An idle worker must cost no CPU: block on a pidfd of the parent (readable when it exits)
+        # where Linux offers one, and poll getppid() only as the fallback and safety net.
+        parent_fd = _open_pidfd(self._parent_pid or self._initial_ppid)
         while True:
-            time.sleep(PARENT_POLL_S)
+            if parent_fd is not None:
+                select.select([parent_fd], [], [], PARENT_POLL_IDLE_S)
+            else:
+                time.sleep(PARENT_POLL_S)
             if self.parent_gone():
                 logger.error("parent process died; killing the worker's process group")
                 self.kill_group()
 
 
 def main(argv: list[str] | None = None) -> NoReturn:
-    logging.basicConfig(stream=sys.stderr, level=logging.INFO, format=LOG_FORMAT)
+    log_records.install(sys.stderr, logging.INFO)  # JSON lines the host parses, with call ids.
     protocol = ProtocolChannel()
     try:
         options = _parse_arguments(argv)
@@ -144,11 +154,18 @@ def main(argv: list[str] | None = None) -> NoReturn:
         # Only append in the handler: taking a lock (Event.set) there can deadlock against
         # the interrupted main thread.
         signal.signal(signum, lambda received, _frame: stop_signals.append(received))
+    # A signal also writes a byte here, which wakes the main thread's select at once: it can
+    # block for long stretches instead of polling, so an idle worker burns no CPU.
+    wakeup_read, wakeup_write = os.pipe()
+    os.set_blocking(wakeup_read, False)
+    os.set_blocking(wakeup_write, False)
+    signal.set_wakeup_fd(wakeup_write, warn_on_full_buffer=False)
 
     socket_path = os.path.abspath(options.socket)
     try:
         adapter = load_adapter(options.adapter)
         servicer = _build_servicer(adapter, options)
+        log_records.correlate_calls(servicer)
         server, health_servicer = _serve(servicer, socket_path, options.max_concurrency)
         hygiene.socket_path = socket_path
     except StartupError as failure:
@@ -156,7 +173,9 @@ def main(argv: list[str] | None = None) -> NoReturn:
     if not stop_signals:  # A host that asked us to stop while starting expects no readiness.
         _report_ready(protocol, options, socket_path)
     while not stop_signals:
-        time.sleep(STOP_POLL_S)
+        select.select([wakeup_read], [], [], STOP_POLL_IDLE_S)
+        with contextlib.suppress(BlockingIOError):
+            os.read(wakeup_read, 512)
     logger.info("received signal %d", stop_signals[0])
     health_servicer.enter_graceful_shutdown()
     _shut_down(server, servicer, adapter, socket_path)
@@ -165,6 +184,17 @@ def main(argv: list[str] | None = None) -> NoReturn:
     _terminate_own_children()
     _flush_stdio()
     os._exit(0)  # Threads stuck in an uncancellable tool must not hold the exit hostage.
+
+
+def _open_pidfd(pid: int) -> int | None:
+    """A pidfd of `pid` (Linux 5.3+), or None where the platform has none."""
+    opener = getattr(os, "pidfd_open", None)
+    if opener is None:
+        return None
+    try:
+        return int(opener(pid))
+    except OSError:
+        return None
 
 
 def _report_ready(protocol: ProtocolChannel, options: argparse.Namespace, socket_path: str) -> None:
