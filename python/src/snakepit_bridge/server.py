@@ -13,12 +13,11 @@ import contextlib
 import logging
 import os
 import queue
-import resource
 import sys
 import threading
 import time
 import uuid
-from collections.abc import Coroutine, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,12 +25,19 @@ from snakepit_bridge import codec
 from snakepit_bridge._generated import worker_pb2, worker_pb2_grpc
 from snakepit_bridge.adapter import Adapter, Tool, discover_tools
 from snakepit_bridge.context import REASON_CANCELLED, SessionStore, ToolContext
+from snakepit_bridge._server_support import (
+    encode_result,
+    native_abi_version,
+    rss_bytes,
+    safe_payload,
+    tool_spec,
+)
+from snakepit_bridge.async_runner import AsyncRunner
 from snakepit_bridge.errors import (
     InvalidArgumentsError,
     ToolCancelled,
     UnknownToolError,
     WorkerBusyError,
-    error_payload,
 )
 
 PROTOCOL_VERSION = 1
@@ -52,34 +58,6 @@ class WorkerIdentity:
     instance: str = ""
     worker_id: str = ""
     adapter: str = ""
-
-
-class AsyncRunner:
-    """One event loop on one daemon thread, where every async tool of the worker runs."""
-
-    def __init__(self) -> None:
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._lock = threading.Lock()
-
-    def submit(self, coroutine: Coroutine[Any, Any, Any]) -> concurrent.futures.Future[Any]:
-        return asyncio.run_coroutine_threadsafe(coroutine, self._ensure_loop())
-
-    def stop(self) -> None:
-        with self._lock:
-            if self._loop is not None:
-                self._loop.call_soon_threadsafe(self._loop.stop)
-                self._loop = None
-
-    def _ensure_loop(self) -> asyncio.AbstractEventLoop:
-        # Started on first use: a worker whose tools are all synchronous never runs the thread.
-        with self._lock:
-            if self._loop is None:
-                loop = asyncio.new_event_loop()
-                threading.Thread(
-                    target=loop.run_forever, name="snakepit-async-tools", daemon=True
-                ).start()
-                self._loop = loop
-            return self._loop
 
 
 class WorkerServicer(worker_pb2_grpc.WorkerServicer):
@@ -128,7 +106,7 @@ class WorkerServicer(worker_pb2_grpc.WorkerServicer):
         return worker_pb2.PingResponse(
             nonce=request.nonce,
             pid=os.getpid(),
-            rss_bytes=_rss_bytes(),
+            rss_bytes=rss_bytes(),
             uptime_ms=(time.monotonic_ns() - self._started_monotonic_ns) // 1_000_000,
             in_flight=in_flight,
             calls_served=served,
@@ -145,7 +123,7 @@ class WorkerServicer(worker_pb2_grpc.WorkerServicer):
                 adapter=identity.adapter,
                 python_version=sys.version.split()[0],
             ),
-            tools=[_tool_spec(self._tools[name]) for name in sorted(self._tools)],
+            tools=[tool_spec(self._tools[name]) for name in sorted(self._tools)],
             capabilities=worker_pb2.Capabilities(
                 protocol_version=PROTOCOL_VERSION,
                 encodings=[worker_pb2.ENCODING_MSGPACK, worker_pb2.ENCODING_JSON],
@@ -182,7 +160,7 @@ class WorkerServicer(worker_pb2_grpc.WorkerServicer):
                     finally:
                         timing.execute_ns = time.perf_counter_ns() - started
                 started = time.perf_counter_ns()
-                data = _encode_result(result, encoding)
+                data = encode_result(result, encoding)
                 timing.encode_ns = time.perf_counter_ns() - started
                 return worker_pb2.ExecuteResponse(
                     request_id=request_id,
@@ -191,7 +169,7 @@ class WorkerServicer(worker_pb2_grpc.WorkerServicer):
                 )
         except BaseException as exc:  # noqa: BLE001 - every failure is reported as data
             return worker_pb2.ExecuteResponse(
-                request_id=request_id, error=_safe_payload(exc), timing=timing
+                request_id=request_id, error=safe_payload(exc), timing=timing
             )
 
     def ExecuteStream(
@@ -209,7 +187,7 @@ class WorkerServicer(worker_pb2_grpc.WorkerServicer):
                 ) as items:
                     for value in items:
                         started = time.perf_counter_ns()
-                        data = _encode_result(value, encoding)
+                        data = encode_result(value, encoding)
                         timing.encode_ns += time.perf_counter_ns() - started
                         payload = worker_pb2.Payload(encoding=encoding, data=data)
                         yield worker_pb2.StreamChunk(
@@ -227,7 +205,7 @@ class WorkerServicer(worker_pb2_grpc.WorkerServicer):
             if isinstance(exc, GeneratorExit):
                 raise
             yield worker_pb2.StreamChunk(
-                request_id=request_id, sequence=sequence, error=_safe_payload(exc)
+                request_id=request_id, sequence=sequence, error=safe_payload(exc)
             )
 
     # --- call machinery --------------------------------------------------------------------
@@ -383,70 +361,6 @@ async def _next_item(produced: Any) -> tuple[bool, Any]:
         return False, await produced.__anext__()
     except StopAsyncIteration:
         return True, None
-
-
-def native_abi_version() -> int:
-    """The native library's ABI version, or 0 when it is absent or fails to load."""
-    try:
-        from snakepit_bridge import native  # Loaded lazily: the worker runs without it.
-
-        return int(native.abi_version_or_zero())
-    except Exception as error:  # noqa: BLE001 - any native failure means "no native library"
-        logger.debug("native library unavailable: %r", error)
-        return 0
-
-
-def _encode_result(value: Any, encoding: int) -> bytes:
-    try:
-        return codec.encode(value, encoding)
-    except Exception as error:
-        # The traceback points into the codec, not at the tool: the message says what to fix.
-        raise error.with_traceback(None) from None
-
-
-def _safe_payload(exc: BaseException) -> worker_pb2.ErrorPayload:
-    try:
-        return error_payload(exc)
-    except Exception as failure:  # noqa: BLE001 - the error path itself must not fail
-        logger.exception("building an error payload failed")
-        return worker_pb2.ErrorPayload(
-            kind="python",
-            python_type=type(exc).__qualname__,
-            message=f"<error payload failed: {type(failure).__qualname__}>",
-        )
-
-
-def _tool_spec(tool: Tool) -> worker_pb2.ToolSpec:
-    return worker_pb2.ToolSpec(
-        name=tool.name,
-        doc=tool.doc,
-        signature=tool.signature_text,
-        parameters=[
-            worker_pb2.ToolParameter(
-                name=p.name,
-                kind=p.kind,
-                annotation=p.annotation,
-                required=p.required,
-                default_repr=p.default_repr,
-            )
-            for p in tool.parameters
-        ],
-        returns=tool.returns,
-        streaming=tool.streaming,
-        is_async=tool.is_async,
-    )
-
-
-def _rss_bytes() -> int:
-    try:
-        with open("/proc/self/statm", "rb") as statm:
-            resident_pages = int(statm.read().split()[1])
-        return resident_pages * os.sysconf("SC_PAGE_SIZE")
-    except (OSError, ValueError, IndexError):
-        # Without /proc (macOS), the peak RSS is the best the platform offers; Linux reports
-        # it in KiB, macOS in bytes.
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        return peak if sys.platform == "darwin" else peak * 1024
 
 
 class _Admission:

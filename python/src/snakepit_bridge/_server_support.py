@@ -1,0 +1,80 @@
+"""Helpers of the servicer that hold no state: encoding results, error payloads, tool specs, RSS."""
+
+from __future__ import annotations
+
+import logging
+import os
+import resource
+import sys
+from typing import Any
+
+from snakepit_bridge import codec
+from snakepit_bridge._generated import worker_pb2
+from snakepit_bridge.adapter import Tool
+from snakepit_bridge.errors import error_payload
+
+logger = logging.getLogger("snakepit_bridge.server")
+
+
+def native_abi_version() -> int:
+    """The native library's ABI version, or 0 when it is absent or fails to load."""
+    try:
+        from snakepit_bridge import native  # Loaded lazily: the worker runs without it.
+
+        return int(native.abi_version_or_zero())
+    except Exception as error:  # noqa: BLE001 - any native failure means "no native library"
+        logger.debug("native library unavailable: %r", error)
+        return 0
+
+
+def encode_result(value: Any, encoding: int) -> bytes:
+    try:
+        return codec.encode(value, encoding)
+    except Exception as error:
+        # The traceback points into the codec, not at the tool: the message says what to fix.
+        raise error.with_traceback(None) from None
+
+
+def safe_payload(exc: BaseException) -> worker_pb2.ErrorPayload:
+    try:
+        return error_payload(exc)
+    except Exception as failure:  # noqa: BLE001 - the error path itself must not fail
+        logger.exception("building an error payload failed")
+        return worker_pb2.ErrorPayload(
+            kind="python",
+            python_type=type(exc).__qualname__,
+            message=f"<error payload failed: {type(failure).__qualname__}>",
+        )
+
+
+def tool_spec(tool: Tool) -> worker_pb2.ToolSpec:
+    return worker_pb2.ToolSpec(
+        name=tool.name,
+        doc=tool.doc,
+        signature=tool.signature_text,
+        parameters=[
+            worker_pb2.ToolParameter(
+                name=p.name,
+                kind=p.kind,
+                annotation=p.annotation,
+                required=p.required,
+                default_repr=p.default_repr,
+            )
+            for p in tool.parameters
+        ],
+        returns=tool.returns,
+        streaming=tool.streaming,
+        is_async=tool.is_async,
+    )
+
+
+def rss_bytes() -> int:
+    try:
+        with open("/proc/self/statm", "rb") as statm:
+            resident_pages = int(statm.read().split()[1])
+        return resident_pages * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        # Without /proc (macOS), the peak RSS is the best the platform offers; Linux reports
+        # it in KiB, macOS in bytes.
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return peak if sys.platform == "darwin" else peak * 1024
