@@ -30,7 +30,7 @@ help:
 	@echo "make bench  - set up and run the benchmarks"
 	@echo "make proto  - regenerate protobuf code (Python stubs, TS descriptor)"
 
-setup: $(STAMPS)/npm $(STAMPS)/venv $(NATIVE_LIB)
+setup: $(STAMPS)/npm $(STAMPS)/venv $(NATIVE_LIB) $(STAMPS)/promtool
 
 # Bun and Deno ship as npm packages (their binaries inside); npm's install scripts are not needed.
 # `npm install --no-save` rather than `npm ci`: the registry lacks some of deno's optional
@@ -48,6 +48,18 @@ $(STAMPS)/venv: python/requirements.lock python/pyproject.toml
 	@test -x $(PY) || $(PYTHON_BOOTSTRAP) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r python/requirements.lock
 	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e python
+	@touch $@
+
+# promtool (Debian's prometheus package) checks the metrics exposition in the tests.
+$(STAMPS)/promtool:
+	@mkdir -p $(STAMPS)
+	@if ! command -v promtool >/dev/null; then \
+	  echo "==> apt-get install prometheus (promtool)"; \
+	  sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$sudo apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y --no-install-recommends prometheus >/dev/null; \
+	fi
+	@promtool --version >/dev/null
 	@touch $@
 
 # Zig caches its own work, so this rule is cheap when nothing changed.
