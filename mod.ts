@@ -45,3 +45,28 @@ export * from "./src/reliability/mod.ts";
 export * from "./src/telemetry/mod.ts";
 export * from "./src/hardware/mod.ts";
 export * from "./src/python_env/mod.ts";
+export {
+  decodeDescriptor,
+  type DtypeName,
+  encodeDescriptor,
+  type LockMode,
+  type LockOptions,
+  type NativeLibrary,
+  NativeLibraryError,
+  type NativeLimits,
+  normalizeDescriptor,
+  openNativeLibrary,
+  readRegionHeader,
+  reapRegions,
+  Region,
+  type RegionCreateOptions,
+  type RegionHeader,
+  type RegionInfo,
+  RegionLock,
+  type RegionOpenOptions,
+  type RegionReapOptions,
+  type RegionReapReport,
+  SharedMemoryError,
+  type TensorDescriptor,
+  validateDescriptor,
+} from "./ffi/mod.ts";

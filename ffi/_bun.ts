@@ -4,6 +4,9 @@
  * `bun:ffi` exists only under Bun, and Deno type-checks every module it imports, so the module
  * is imported through a computed specifier and described by the few local types below.
  *
+ * Bun has no nonblocking FFI calls: blocking symbols are bound once, synchronously, and callers
+ * poll them with a zero timeout (see region_lock.ts).
+ *
  * @module
  */
 import {
@@ -25,10 +28,16 @@ interface BunFfiModule {
     path: string,
     definitions: Record<string, BunFunctionDefinition>,
   ): { symbols: Record<string, (...parameters: unknown[]) => unknown>; close(): void };
+  toArrayBuffer(address: number, byteOffset: number, byteLength: number): ArrayBuffer;
 }
 
 /** Bun's names for the neutral types of the symbol table. */
-const bunTypes: Record<NativeType, string> = { u32: "u32", i32: "i32", buffer: "ptr" };
+const bunTypes: Record<NativeType, string> = {
+  u32: "u32",
+  i32: "i32",
+  u64: "u64",
+  buffer: "ptr",
+};
 
 /**
  * Opens the library at `path` with `bun:ffi`.
@@ -48,8 +57,15 @@ export async function openWithBun(path: string): Promise<NativeBindings> {
     };
   }
   const library = ffi.dlopen(path, definitions);
-  // bun:ffi takes typed arrays for "ptr" parameters and returns numbers for "i32", which is
-  // exactly the NativeFunctions contract.
+  // bun:ffi takes typed arrays for "ptr" parameters, numbers or bigints for "u64", and returns
+  // numbers for "i32", which is exactly the NativeFunctions contract.
   const functions = library.symbols as unknown as NativeFunctions;
-  return { functions, close: () => library.close() };
+  return {
+    runtime: "bun",
+    functions,
+    nonblocking: undefined,
+    // Addresses of user space fit 47 bits, far inside a double's exact range.
+    arrayBufferAt: (address, byteLength) => ffi.toArrayBuffer(Number(address), 0, byteLength),
+    close: () => library.close(),
+  };
 }

@@ -6,13 +6,16 @@
 import { existsSync } from "node:fs";
 import process from "node:process";
 import { fileURLToPath } from "node:url";
+import { registerNativeAccess } from "./_native_access.ts";
 import { NativeLibraryError, type NativeLibraryFailure } from "./native_library_error.ts";
 import {
+  NATIVE_ERROR_RECORD_WORDS,
   NATIVE_STATUS_NAME_BYTES_MAX,
   type NativeBindings,
   type NativeFunctions,
   NativeStatus,
 } from "./symbols.ts";
+import { errorFromStatus } from "./shared_memory_error.ts";
 
 /** The ABI version this module is written for; a library reporting another one is refused. */
 export const NATIVE_ABI_VERSION = 1;
@@ -37,11 +40,73 @@ export interface NativeLibrary {
   crc32c(bytes: Uint8Array): number;
   /** The stable name of a native status code (`"unknown(<code>)"` for codes it does not define). */
   statusName(status: number): string;
+  /** The library's limits and layout constants. */
+  limits(): NativeLimits;
+  /** Bytes an unprivileged process can still allocate in `/dev/shm`. */
+  shmAvailableBytes(): number;
+  /** The regions this process has open and the bytes they map. */
+  processUsage(): { regions: number; mappedBytes: number };
+  /** The region header's layout: `[offset, bytes]` per field, in `HEADER_FIELDS` order. */
+  headerLayout(): Array<[offset: number, bytes: number]>;
+  /** The encoded descriptor's layout: `[offset, bytes]` per field, in `DESCRIPTOR_FIELDS` order. */
+  descriptorLayout(): Array<[offset: number, bytes: number]>;
   /** Unloads the library. Idempotent; afterwards every method throws a `closed` error. */
   close(): void;
   /** Same as {@link NativeLibrary.close}, for `await using`. */
   [Symbol.asyncDispose](): Promise<void>;
 }
+
+/** The native library's limits and layout constants (`snakepit_limits`). */
+export interface NativeLimits {
+  /** The largest payload of one region (64 GiB). */
+  regionPayloadBytesMax: number;
+  /** The most bytes one process may map across its regions (256 GiB). */
+  processMappedBytesMax: number;
+  /** The most regions one process may have open (1024). */
+  processRegionsMax: number;
+  /** The most references one region counts. */
+  referencesMax: number;
+  /** Distinct processes that can hold references to one region (64). */
+  holderSlotsMax: number;
+  /** Distinct processes that can hold one region's shared lock at once (64). */
+  readerSlotsMax: number;
+  /** The most dimensions of a tensor descriptor (8). */
+  ndimMax: number;
+  /** Where the payload starts in a region (4096). */
+  payloadOffset: number;
+  /** The payload's alignment guarantee (256). */
+  payloadAlignment: number;
+  /** How often a lock waiter checks that the holders it waits for are alive (ns). */
+  livenessCheckIntervalNs: number;
+  /** The longest single sleep of a lock waiter (ns). */
+  waitSliceNs: number;
+  /** The longest instance name (20). */
+  instanceBytesMax: number;
+  /** The longest region name (63). */
+  regionNameBytesMax: number;
+  /** The size of an encoded descriptor (256). */
+  descriptorBytes: number;
+  /** The size of a region header (1280). */
+  headerBytes: number;
+}
+
+const LIMIT_NAMES = [
+  "regionPayloadBytesMax",
+  "processMappedBytesMax",
+  "processRegionsMax",
+  "referencesMax",
+  "holderSlotsMax",
+  "readerSlotsMax",
+  "ndimMax",
+  "payloadOffset",
+  "payloadAlignment",
+  "livenessCheckIntervalNs",
+  "waitSliceNs",
+  "instanceBytesMax",
+  "regionNameBytesMax",
+  "descriptorBytes",
+  "headerBytes",
+] as const satisfies ReadonlyArray<keyof NativeLimits>;
 
 /**
  * The path {@link openNativeLibrary} uses when given none: `SNAKEPIT_NATIVE_LIB` if set, else the
@@ -158,9 +223,28 @@ class OpenedNativeLibrary implements NativeLibrary {
   readonly #words = [new Uint32Array(1), new Uint32Array(1), new Uint32Array(1)] as const;
   readonly #nameBuffer = new Uint8Array(NATIVE_STATUS_NAME_BYTES_MAX);
 
+  readonly #closers = new Set<() => void>();
+  #callsInFlight = 0;
+  #unloadPending = false;
+
   constructor(path: string, bindings: NativeBindings) {
     this.path = path;
     this.#bindings = bindings;
+    registerNativeAccess(this, {
+      path,
+      bindings: (op) => this.#bindingsFor(op),
+      onClose: (closer) => {
+        this.#closers.add(closer);
+        return () => this.#closers.delete(closer);
+      },
+      track: (call) => {
+        this.#callsInFlight += 1;
+        return call.finally(() => {
+          this.#callsInFlight -= 1;
+          if (this.#callsInFlight === 0 && this.#unloadPending) this.#unload(bindings);
+        });
+      },
+    });
   }
 
   abiVersion(): number {
@@ -211,10 +295,70 @@ class OpenedNativeLibrary implements NativeLibrary {
     return new TextDecoder().decode(buffer.subarray(0, length[0]));
   }
 
+  limits(): NativeLimits {
+    const words = new BigUint64Array(LIMIT_NAMES.length);
+    const [count] = this.#words;
+    const status = this.#functions("limits").snakepit_limits(words, words.length, count);
+    this.#check("limits", status);
+    const entries = LIMIT_NAMES.map((name, index) => [name, Number(words[index])]);
+    return Object.fromEntries(entries) as unknown as NativeLimits;
+  }
+
+  shmAvailableBytes(): number {
+    const bytes = new BigUint64Array(1);
+    const record = new Uint32Array(NATIVE_ERROR_RECORD_WORDS);
+    const status = this.#functions("shmAvailableBytes").snakepit_shm_available(bytes, record);
+    if (status !== NativeStatus.ok) {
+      throw errorFromStatus({ op: "shmAvailableBytes", status, record, path: this.path });
+    }
+    return Number(bytes[0]);
+  }
+
+  processUsage(): { regions: number; mappedBytes: number } {
+    const [regions] = this.#words;
+    const bytes = new BigUint64Array(1);
+    const status = this.#functions("processUsage").snakepit_process_usage(regions, bytes);
+    this.#check("processUsage", status);
+    return { regions: regions[0], mappedBytes: Number(bytes[0]) };
+  }
+
+  headerLayout(): Array<[offset: number, bytes: number]> {
+    return this.#layout("headerLayout", "snakepit_header_layout");
+  }
+
+  descriptorLayout(): Array<[offset: number, bytes: number]> {
+    return this.#layout("descriptorLayout", "snakepit_descriptor_layout");
+  }
+
+  #layout(
+    op: string,
+    symbol: "snakepit_header_layout" | "snakepit_descriptor_layout",
+  ): Array<[number, number]> {
+    const layoutWordsMax = 64;
+    const words = new Uint32Array(layoutWordsMax);
+    const [count] = this.#words;
+    this.#check(op, this.#functions(op)[symbol](words, words.length, count));
+    const pairs: Array<[number, number]> = [];
+    for (let index = 0; index < count[0]; index += 2) pairs.push([words[index], words[index + 1]]);
+    return pairs;
+  }
+
   close(): void {
     const bindings = this.#bindings;
+    if (bindings === undefined) return;
+    // Regions live in the library's handle table: close them while the library is still loaded.
+    for (const closer of [...this.#closers]) closer();
+    this.#closers.clear();
     this.#bindings = undefined;
-    bindings?.close();
+    // Closing the regions ended their waits, but a worker thread may still be returning from
+    // one: unload once the last nonblocking call settled.
+    if (this.#callsInFlight > 0) this.#unloadPending = true;
+    else this.#unload(bindings);
+  }
+
+  #unload(bindings: NativeBindings): void {
+    this.#unloadPending = false;
+    bindings.close();
   }
 
   [Symbol.asyncDispose](): Promise<void> {
@@ -223,6 +367,10 @@ class OpenedNativeLibrary implements NativeLibrary {
   }
 
   #functions(op: string): NativeFunctions {
+    return this.#bindingsFor(op).functions;
+  }
+
+  #bindingsFor(op: string): NativeBindings {
     if (this.#bindings === undefined) {
       throw failure(
         op,
@@ -232,7 +380,7 @@ class OpenedNativeLibrary implements NativeLibrary {
           `openNativeLibrary().`,
       );
     }
-    return this.#bindings.functions;
+    return this.#bindings;
   }
 
   #check(op: string, status: number): void {

@@ -30,6 +30,10 @@ export interface NativeLibraryErrorOptions {
   path: string;
   /** The underlying failure, if any (for example the runtime's `dlopen` error). */
   cause?: unknown;
+  /** errno of a failed system call, when one failed. */
+  errno?: number;
+  /** What the caller can do about it. */
+  suggestion?: string;
 }
 
 /**

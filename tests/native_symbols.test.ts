@@ -12,6 +12,7 @@ import { fileURLToPath } from "node:url";
 import {
   NATIVE_ABI_VERSION,
   NATIVE_STATUS_NAME_BYTES_MAX,
+  NativeOp,
   NativeStatus,
   nativeSymbols,
 } from "../ffi/mod.ts";
@@ -25,6 +26,7 @@ type Table = Record<string, { parameters: string[]; result: string }>;
 interface PythonTables {
   symbols: Table;
   statuses: Record<string, number>;
+  ops: Record<string, number>;
   status_name_bytes_max: number;
   abi_version: number;
 }
@@ -32,9 +34,9 @@ interface PythonTables {
 /** The neutral kind of a Zig parameter or result type as it may appear in the C ABI. */
 function kindOfZigType(zigType: string, where: string): string {
   if (zigType.includes("*")) return "buffer";
-  if (zigType === "u32" || zigType === "i32") return zigType;
+  if (zigType === "u32" || zigType === "i32" || zigType === "u64") return zigType;
   throw new Error(
-    `${where}: type ${zigType} is not allowed in the C ABI (fixed-width ints, pointers)`,
+    `${where}: type ${zigType} is not allowed in the C ABI (u32, i32, u64, pointers)`,
   );
 }
 
@@ -65,6 +67,13 @@ function typeScriptTable(): Table {
 function pythonTables(): PythonTables {
   const script = "from snakepit_bridge import native\nprint(native.symbol_table_json())";
   return JSON.parse(execFileSync(python, ["-c", script], { encoding: "utf8" })) as PythonTables;
+}
+
+function zigOps(): Record<string, number> {
+  const body = /pub const Op = enum\(u32\) \{([\s\S]*?)\n\};/.exec(readZig("os_failure.zig"));
+  assert.ok(body, "zig/os_failure.zig declares `pub const Op = enum(u32) { ... }`");
+  const entries = [...body[1].matchAll(/^\s*(\w+)\s*=\s*(\d+),/gm)];
+  return Object.fromEntries(entries.map(([, name, value]) => [name, Number(value)]));
 }
 
 function zigStatuses(): Record<string, number> {
@@ -125,6 +134,20 @@ test("status codes agree between zig/status.zig, TypeScript and Python", () => {
   assert.equal(statuses.ok, 0);
   assert.deepEqual({ ...NativeStatus }, statuses);
   assert.deepEqual(pythonTables().statuses, statuses);
+});
+
+test("operation codes of error records agree between zig/os_failure.zig, TypeScript and Python", () => {
+  const ops = zigOps();
+  assert.equal(ops.none, 0);
+  assert.equal(ops.shm_open, 1);
+  assert.deepEqual({ ...NativeOp }, ops);
+  assert.deepEqual(pythonTables().ops, ops);
+});
+
+test("the symbols that may block are marked, and only those", () => {
+  const blocking = Object.entries(nativeSymbols).filter(([, symbol]) => "blocking" in symbol)
+    .map(([name]) => name);
+  assert.deepEqual(blocking, ["snakepit_lock_acquire"]);
 });
 
 test("the ABI version and status name bound agree between Zig, TypeScript and Python", () => {

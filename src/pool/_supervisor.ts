@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { dirname } from "node:path";
 import { setInterval, setTimeout } from "node:timers";
 import type { SnakepitError } from "../errors/snakepit_error.ts";
 import type { WorkerExit } from "../errors/pool_errors.ts";
@@ -158,7 +159,7 @@ export class Supervisor {
       return;
     }
     this.workers.add(worker);
-    this.registry.add(worker.id, worker.process.pid!);
+    this.registry.add(worker.id, worker.process.pid!, dirname(worker.process.socketPath));
     worker.onExit((exit) => this.#onExit(worker, exit));
     this.events.emit("worker:ready", {
       pool: this.options.name,

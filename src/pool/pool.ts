@@ -3,7 +3,7 @@
  *
  * @module
  */
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import process from "node:process";
@@ -40,7 +40,6 @@ import type { RetryOptions } from "../reliability/retry_policy.ts";
  */
 export class Pool implements AsyncDisposable {
   readonly #options: ResolvedPoolOptions;
-  readonly #socketDirectory: string;
   readonly #runId = randomHex(8);
   readonly #events = new PoolEvents();
   readonly #queue = new CallQueue();
@@ -62,8 +61,6 @@ export class Pool implements AsyncDisposable {
     for (const [name, listener] of Object.entries(options.on)) {
       this.#events.on(name as PoolEventName, listener as (event: unknown) => void);
     }
-    // A private (0700) directory for the workers' sockets; mkdtemp creates it with that mode.
-    this.#socketDirectory = mkdtempSync(join(tmpdir(), `snakepit-${options.instance}-`));
     this.#sessions = new SessionTable(options.sessionsMax, options.sessionTtlMs);
     this.#registry = new RegistryFile(stateDirectory, {
       runId: this.#runId,
@@ -71,7 +68,6 @@ export class Pool implements AsyncDisposable {
       pool: options.name,
       hostPid: process.pid,
       startedAt: new Date().toISOString(),
-      socketDirectory: this.#socketDirectory,
     });
     const sink = options.workerLogs;
     const nativeEnv = nativeLibraryEnv(options.nativeLibraryPath);
@@ -79,7 +75,10 @@ export class Pool implements AsyncDisposable {
       workerId,
       pythonPath,
       adapter: options.adapter,
-      socketPath: join(this.#socketDirectory, `${workerId.slice(-24)}-${randomHex(3)}.sock`),
+      // Each worker gets a private (0700, as mkdtemp makes it) directory of its own: it is removed
+      // when that worker exits (by this host, or by the worker itself when the host is gone), so
+      // no two processes ever race to remove a shared one.
+      socketPath: join(mkdtempSync(join(tmpdir(), `snakepit-${options.instance}-`)), "worker.sock"),
       runId: this.#runId,
       instance: options.instance,
       maxConcurrency: options.concurrentTasksPerWorker,
@@ -257,7 +256,6 @@ export class Pool implements AsyncDisposable {
     }
     this.#runner.closing = true;
     await this.#supervisor.close(this.#options.shutdownTimeoutMs);
-    rmSync(this.#socketDirectory, { recursive: true, force: true });
     this.#registry.delete();
     untrackPool(this);
   }

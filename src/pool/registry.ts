@@ -19,6 +19,8 @@ export interface RegistryWorker {
   pid: number;
   /** Kernel start time (`/proc/<pid>/stat` field 22), to tell a reused pid apart. */
   startTime: number | undefined;
+  /** The worker's private socket directory, removed by the reaper once the run is dead. */
+  socketDirectory?: string;
 }
 
 /** One pool run as recorded. */
@@ -29,8 +31,6 @@ export interface RegistryRun {
   hostPid: number;
   hostStartTime: number | undefined;
   startedAt: string;
-  /** The run's private socket directory, removed by the reaper once the run is dead. */
-  socketDirectory?: string;
   workers: RegistryWorker[];
 }
 
@@ -50,12 +50,16 @@ export function defaultStateDirectory(): string {
     join(process.env.XDG_STATE_HOME ?? join(homedir(), ".local", "state"), "snakepit");
 }
 
-/** The kernel start time of a process, or undefined when it does not exist. */
+/**
+ * The kernel start time of a process, or undefined when it does not exist or is dead: a zombie
+ * (exited, not yet reaped by its parent) still has a /proc entry but is no longer a live host.
+ */
 export function processStartTime(pid: number): number | undefined {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    // Fields after the command name (which may contain spaces) start at field 3.
+    // Fields after the command name (which may contain spaces) start at field 3 (the state).
     const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    if (fields[0] === "Z" || fields[0] === "X") return undefined;
     return Number(fields[19]);
   } catch {
     return undefined;
@@ -96,8 +100,8 @@ export class RegistryFile {
     this.#write();
   }
 
-  add(workerId: string, pid: number): void {
-    this.#run.workers.push({ workerId, pid, startTime: processStartTime(pid) });
+  add(workerId: string, pid: number, socketDirectory?: string): void {
+    this.#run.workers.push({ workerId, pid, startTime: processStartTime(pid), socketDirectory });
     this.#write();
   }
 
@@ -162,10 +166,10 @@ export function reapDeadRuns(stateDirectory: string, instance: string): ReapRepo
       } else {
         report.skipped.push(worker.pid);
       }
+      // Only a directory named as ours for this instance, so a corrupt record cannot aim rm elsewhere.
+      const sockets = worker.socketDirectory;
+      if (sockets && basename(sockets).startsWith(`snakepit-${instance}-`)) rmSync(sockets, { recursive: true, force: true });
     }
-    // Only a directory named as ours for this instance, so a corrupt record cannot aim rm at others.
-    const sockets = run.socketDirectory;
-    if (sockets && basename(sockets).startsWith(`snakepit-${instance}-`)) rmSync(sockets, { recursive: true, force: true });
     rmSync(path, { force: true });
     report.runsRemoved += 1;
   }

@@ -4,6 +4,8 @@
  * @module
  */
 import { type ChildProcess, spawn } from "node:child_process";
+import { rmSync } from "node:fs";
+import { dirname } from "node:path";
 import process from "node:process";
 import type { ExitClassification, WorkerExit } from "../errors/pool_errors.ts";
 
@@ -62,6 +64,8 @@ export function classifyExit(exitCode: number | null, signal: string | null): Ex
 /** A running (or exited) worker process. */
 export class WorkerProcess {
   readonly workerId: string;
+  /** The unix socket the worker binds (inside a directory of its own). */
+  readonly socketPath: string;
   readonly #child: ChildProcess;
   #stderrTail = "";
   #exit: WorkerExit | undefined;
@@ -71,6 +75,7 @@ export class WorkerProcess {
 
   constructor(spec: WorkerSpawnSpec) {
     this.workerId = spec.workerId;
+    this.socketPath = spec.socketPath;
     const args = [
       "-u",
       "-m",
@@ -100,8 +105,14 @@ export class WorkerProcess {
     let resolveExited!: (exit: WorkerExit) => void;
     this.exited = new Promise((resolve) => (resolveExited = resolve));
 
-    this.#child.once("error", (error) => settleStartup({ kind: "spawn_error", error }));
+    // The socket's directory is this worker's alone: it goes when the worker goes.
+    const removeSocketDirectory = () => rmSync(dirname(spec.socketPath), { recursive: true, force: true });
+    this.#child.once("error", (error) => {
+      removeSocketDirectory();
+      settleStartup({ kind: "spawn_error", error });
+    });
     this.#child.once("exit", (exitCode, signal) => {
+      removeSocketDirectory();
       // Let buffered stderr arrive before the tail is frozen into the exit record.
       setTimeout(() => {
         this.#exit = {

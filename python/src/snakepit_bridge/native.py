@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, Literal
 
-NativeType = Literal["u32", "i32", "buffer"]
+NativeType = Literal["u32", "i32", "u64", "buffer"]
 """Neutral type names: fixed-width integers, and ``buffer`` for a pointer to caller memory."""
 
 
@@ -43,11 +43,145 @@ SYMBOLS: Final[dict[str, NativeSymbol]] = {
     "snakepit_crc32c": NativeSymbol(("buffer", "u32", "buffer"), "i32"),
     # (status, out_name, name_capacity_bytes, out_name_bytes) -> status
     "snakepit_status_name": NativeSymbol(("i32", "buffer", "u32", "buffer"), "i32"),
+    # (out_words, capacity_words, out_count) -> status
+    "snakepit_limits": NativeSymbol(("buffer", "u32", "buffer"), "i32"),
+    "snakepit_header_layout": NativeSymbol(("buffer", "u32", "buffer"), "i32"),
+    "snakepit_descriptor_layout": NativeSymbol(("buffer", "u32", "buffer"), "i32"),
+    # (out_bytes, out_error) -> status
+    "snakepit_shm_available": NativeSymbol(("buffer", "buffer"), "i32"),
+    # (out_regions, out_mapped_bytes) -> status
+    "snakepit_process_usage": NativeSymbol(("buffer", "buffer"), "i32"),
+    # (instance, instance_bytes, payload_bytes, flags, out_handle, out_error) -> status
+    "snakepit_region_create": NativeSymbol(
+        ("buffer", "u32", "u64", "u32", "buffer", "buffer"), "i32"
+    ),
+    # (name, name_bytes, expected_generation, flags, out_handle, out_error) -> status
+    "snakepit_region_open": NativeSymbol(
+        ("buffer", "u32", "u64", "u32", "buffer", "buffer"), "i32"
+    ),
+    # (handle, out_unlinked) -> status
+    "snakepit_region_close": NativeSymbol(("u32", "buffer"), "i32"),
+    # (name, name_bytes, out_error) -> status
+    "snakepit_region_unlink": NativeSymbol(("buffer", "u32", "buffer"), "i32"),
+    # (handle, out_address, out_bytes) -> status
+    "snakepit_region_payload": NativeSymbol(("u32", "buffer", "buffer"), "i32"),
+    # (handle, out_words, capacity_words, out_count) -> status
+    "snakepit_region_info": NativeSymbol(("u32", "buffer", "u32", "buffer"), "i32"),
+    # (handle, out_name, name_capacity_bytes, out_name_bytes) -> status
+    "snakepit_region_name": NativeSymbol(("u32", "buffer", "u32", "buffer"), "i32"),
+    # (handle, out_fd, out_error) -> status
+    "snakepit_region_duplicate_fd": NativeSymbol(("u32", "buffer", "buffer"), "i32"),
+    # (handle) -> status
+    "snakepit_region_retain": NativeSymbol(("u32",), "i32"),
+    # (handle, out_unlinked, out_error) -> status
+    "snakepit_region_release": NativeSymbol(("u32", "buffer", "buffer"), "i32"),
+    # (handle, out_generation) -> status
+    "snakepit_region_bump_generation": NativeSymbol(("u32", "buffer"), "i32"),
+    # (handle, mode, timeout_ns, flags) -> status; blocks (ctypes releases the GIL meanwhile)
+    "snakepit_lock_acquire": NativeSymbol(("u32", "u32", "u64", "u32"), "i32"),
+    # (handle, mode) -> status
+    "snakepit_lock_release": NativeSymbol(("u32", "u32"), "i32"),
+    # (handle) -> status
+    "snakepit_lock_cancel": NativeSymbol(("u32",), "i32"),
+    # (instance, instance_bytes, grace_ms, out_report, out_error) -> status
+    "snakepit_reap": NativeSymbol(("buffer", "u32", "u32", "buffer", "buffer"), "i32"),
+    # (bytes, bytes_length, payload_bytes, out_extent) -> status
+    "snakepit_descriptor_validate": NativeSymbol(("buffer", "u32", "u64", "buffer"), "i32"),
+    # (handle, bytes, bytes_length, out_extent) -> status
+    "snakepit_descriptor_check": NativeSymbol(("u32", "buffer", "u32", "buffer"), "i32"),
+    # (bytes, bytes_length, out_bytes, capacity_bytes, out_length) -> status
+    "snakepit_descriptor_normalize": NativeSymbol(
+        ("buffer", "u32", "buffer", "u32", "buffer"), "i32"
+    ),
 }
 """Every symbol the library exports, mirroring ``zig/c_api.zig``."""
 
-STATUS_CODES: Final[dict[str, int]] = {"ok": 0, "invalid_argument": -1, "buffer_too_small": -2}
+STATUS_CODES: Final[dict[str, int]] = {
+    name: -index
+    for index, name in enumerate(
+        (
+            "ok",
+            "invalid_argument",
+            "buffer_too_small",
+            "os_error",
+            "not_found",
+            "already_exists",
+            "not_snakepit_region",
+            "layout_mismatch",
+            "generation_mismatch",
+            "corrupt_header",
+            "region_too_large",
+            "process_bytes_exhausted",
+            "process_regions_exhausted",
+            "shm_full",
+            "invalid_handle",
+            "handle_closed",
+            "over_release",
+            "holder_table_full",
+            "region_released",
+            "reference_overflow",
+            "would_block",
+            "timed_out",
+            "owner_dead",
+            "not_locked",
+            "reader_table_full",
+            "cancelled",
+            "descriptor_malformed",
+            "unsupported_dtype",
+            "unsupported_device",
+            "descriptor_out_of_bounds",
+            "descriptor_misaligned",
+            "descriptor_overflow",
+            "descriptor_region_mismatch",
+            "invalid_name",
+        )
+    )
+}
 """Status codes of the library (``zig/status.zig``): 0 is ok, negative values are errors."""
+
+OPS: Final[dict[str, int]] = {
+    name: index
+    for index, name in enumerate(
+        (
+            "none",
+            "shm_open",
+            "ftruncate",
+            "fstat",
+            "mmap",
+            "munmap",
+            "shm_unlink",
+            "statvfs",
+            "getrandom",
+            "fallocate",
+            "opendir",
+            "close",
+            "fcntl",
+        )
+    )
+}
+"""System operations an error record can name (``zig/os_failure.zig``), by code."""
+
+ERROR_RECORD_WORDS: Final[int] = 2
+"""Words in an error record: errno, then the operation's code."""
+
+LIMIT_NAMES: Final[tuple[str, ...]] = (
+    "region_payload_bytes_max",
+    "process_mapped_bytes_max",
+    "process_regions_max",
+    "references_max",
+    "holder_slots_max",
+    "reader_slots_max",
+    "ndim_max",
+    "payload_offset",
+    "payload_alignment",
+    "liveness_check_interval_ns",
+    "wait_slice_ns",
+    "instance_bytes_max",
+    "region_name_bytes_max",
+    "descriptor_bytes",
+    "header_bytes",
+)
+"""The words ``snakepit_limits`` reports, in order."""
 
 NATIVE_ABI_VERSION: Final[int] = 1
 """The ABI version this module is written for; a library reporting another one is refused."""
@@ -64,6 +198,7 @@ STATUS_NAME_BYTES_MAX: Final[int] = 64
 _CTYPES: Final[dict[str, type]] = {
     "u32": ctypes.c_uint32,
     "i32": ctypes.c_int32,
+    "u64": ctypes.c_uint64,
     "buffer": ctypes.c_void_p,
 }
 _BUILD_HINT: Final[str] = "Run `make setup` to build it, or set SNAKEPIT_NATIVE_LIB to its path."
@@ -78,12 +213,22 @@ class NativeLibraryError(Exception):
     never on the message.
     """
 
-    def __init__(self, message: str, *, op: str, status: int, status_name: str, path: str) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        op: str,
+        status: int,
+        status_name: str,
+        path: str,
+        errno: int | None = None,
+    ) -> None:
         super().__init__(message)
         self.op = op
         self.status = status
         self.status_name = status_name
         self.path = path
+        self.errno = errno
 
 
 def default_library_path() -> str:
@@ -145,6 +290,51 @@ class NativeLibrary:
         self._check("status_name", result)
         return buffer.raw[: length.value].decode("utf-8")
 
+    @property
+    def functions(self) -> ctypes.CDLL:
+        """The bound ctypes functions, for the other ``snakepit_bridge.native_*`` modules."""
+        return self._handle
+
+    def limits(self) -> dict[str, int]:
+        """The library's limits and layout constants, by the names of :data:`LIMIT_NAMES`."""
+        words = (ctypes.c_uint64 * len(LIMIT_NAMES))()
+        count = ctypes.c_uint32()
+        self._check("limits", self._handle.snakepit_limits(words, len(words), ctypes.byref(count)))
+        return dict(zip(LIMIT_NAMES, words))
+
+    def shm_available_bytes(self) -> int:
+        """Bytes an unprivileged process can still allocate in ``/dev/shm``."""
+        available = ctypes.c_uint64()
+        record = (ctypes.c_uint32 * ERROR_RECORD_WORDS)()
+        status = self._handle.snakepit_shm_available(ctypes.byref(available), record)
+        if status != STATUS_CODES["ok"]:
+            from .native_errors import error_from_status
+
+            raise error_from_status(self, "shm_available_bytes", status, record=record)
+        return available.value
+
+    def process_usage(self) -> tuple[int, int]:
+        """The regions this process has open and the bytes they map."""
+        regions = ctypes.c_uint32()
+        mapped = ctypes.c_uint64()
+        status = self._handle.snakepit_process_usage(ctypes.byref(regions), ctypes.byref(mapped))
+        self._check("process_usage", status)
+        return regions.value, mapped.value
+
+    def header_layout(self) -> list[tuple[int, int]]:
+        """The region header's layout: ``(offset, bytes)`` per field, in the library's order."""
+        return self._layout("header_layout", self._handle.snakepit_header_layout)
+
+    def descriptor_layout(self) -> list[tuple[int, int]]:
+        """The encoded descriptor's layout: ``(offset, bytes)`` per field, in order."""
+        return self._layout("descriptor_layout", self._handle.snakepit_descriptor_layout)
+
+    def _layout(self, op: str, function: ctypes._CFuncPtr) -> list[tuple[int, int]]:  # type: ignore[name-defined]
+        words = (ctypes.c_uint32 * 64)()
+        count = ctypes.c_uint32()
+        self._check(op, function(words, len(words), ctypes.byref(count)))
+        return [(words[index], words[index + 1]) for index in range(0, count.value, 2)]
+
     def _check(self, op: str, status: int) -> None:
         if status == STATUS_CODES["ok"]:
             return
@@ -198,6 +388,7 @@ def symbol_table_json() -> str:
         {
             "symbols": table,
             "statuses": STATUS_CODES,
+            "ops": OPS,
             "status_name_bytes_max": STATUS_NAME_BYTES_MAX,
             "abi_version": NATIVE_ABI_VERSION,
         }
