@@ -8,6 +8,7 @@ import process from "node:process";
 import { Pool } from "../mod.ts";
 import { processStartTime } from "../src/pool/registry.ts";
 import { isAlive, PYTHON, testPoolOptions, waitFor } from "./_helpers.ts";
+import { regionExists, startPeer, uniqueInstance } from "./_native_helpers.ts";
 
 const isDeno = "Deno" in globalThis;
 
@@ -117,6 +118,30 @@ describe("the registry reaps workers of dead runs of the same instance", () => {
       for (const child of [orphan, reused, liveRunWorker, otherInstance]) child.kill("SIGKILL");
       await Promise.all([orphan, reused, liveRunWorker, otherInstance].map(exited));
       rmSync(state, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("the pool reaps shared-memory regions of dead processes", () => {
+  test("a region left by a SIGKILLed holder is unlinked when a pool starts; a live holder's is spared", async () => {
+    const doomed = startPeer(["create", uniqueInstance("pooldead"), "4096", "aa", "forever"]);
+    const living = startPeer(["create", uniqueInstance("poollive"), "4096", "bb"]);
+    try {
+      const doomedName = (await doomed.nextLine()).trim();
+      const livingName = (await living.nextLine()).trim();
+      doomed.child.kill("SIGKILL");
+      await doomed.exited();
+      assert.ok(regionExists(doomedName), "a SIGKILLed holder cannot release its region");
+      const reaped: number[] = [];
+      const pool = await Pool.start(testPoolOptions({ on: { "pool:regions-reaped": (event) => reaped.push(event.reaped) } }));
+      await pool.close();
+      assert.ok(!regionExists(doomedName), "the dead holder's region was reaped at start-up");
+      assert.ok(regionExists(livingName), "a live holder's region is never touched");
+      assert.ok(reaped[0]! >= 1);
+    } finally {
+      doomed.child.kill("SIGKILL");
+      living.finish();
+      await living.exited();
     }
   });
 });

@@ -38,6 +38,8 @@ export interface PoolEventMap {
   "pool:degraded": { pool: string; crashesInWindow: number };
   /** The crash rate fell back under the limit. */
   "pool:recovered": { pool: string };
+  /** Shared-memory regions whose every holder was dead were unlinked (at start-up, then every minute). */
+  "pool:regions-reaped": { pool: string; reaped: number; scanned: number };
   /** A call was dispatched to a worker. */
   "call:start": { pool: string; tool: string; requestId: string; correlationId: string; workerId: string; queueWaitMs: number };
   /** A call settled. `errorCode` is the `SnakepitError` code, or `"error"` for anything else. */
@@ -70,6 +72,7 @@ export const POOL_EVENT_NAMES: ReadonlySet<string> = new Set<string>([
   "pool:progress",
   "pool:degraded",
   "pool:recovered",
+  "pool:regions-reaped",
   "call:start",
   "call:end",
 ] satisfies PoolEventName[]);

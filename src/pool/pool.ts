@@ -27,6 +27,12 @@ import { CircuitBreaker } from "../reliability/circuit_breaker.ts";
 import { Executor } from "../reliability/executor.ts";
 import { HealthMonitor } from "../reliability/health_monitor.ts";
 import type { RetryOptions } from "../reliability/retry_policy.ts";
+import { type NativeLibrary, openNativeLibrary } from "../../ffi/native_library.ts";
+import { reapRegions } from "../../ffi/reaper.ts";
+
+/** How often a pool reaps shared-memory regions whose every holder is dead. */
+const REGION_REAP_INTERVAL_MS = 60_000;
+let nativeWarningShown = false;
 
 /**
  * A pool of Python worker processes.
@@ -55,6 +61,8 @@ export class Pool implements AsyncDisposable {
   readonly breaker: CircuitBreaker | undefined;
   #requestSequence = 0;
   #closing: Promise<void> | undefined;
+  #native: NativeLibrary | undefined;
+  #lastRegionReapAt = 0;
 
   private constructor(options: ResolvedPoolOptions, pythonPath: string, stateDirectory: string) {
     this.#options = options;
@@ -92,7 +100,10 @@ export class Pool implements AsyncDisposable {
     }), this.#events, this.#registry, {
       onReady: () => this.#drain(),
       onGone: (worker) => this.#workerGone(worker),
-      onTick: (now) => this.#sessions.sweep(now),
+      onTick: (now) => {
+        this.#sessions.sweep(now);
+        if (now - this.#lastRegionReapAt >= REGION_REAP_INTERVAL_MS) this.#reapRegions(now);
+      },
     });
     this.health = new HealthMonitor({ name: options.name, ...options.health });
     this.breaker = options.breaker ? new CircuitBreaker({ name: options.name, ...options.breaker }) : undefined;
@@ -120,6 +131,8 @@ export class Pool implements AsyncDisposable {
     const stateDirectory = resolved.stateDirectory ?? defaultStateDirectory();
     reapDeadRuns(stateDirectory, resolved.instance);
     const pool = new Pool(resolved, python.path, stateDirectory);
+    pool.#native = await openNativeForReaping(nativeLibraryEnv(resolved.nativeLibraryPath).SNAKEPIT_NATIVE_LIB);
+    pool.#reapRegions(Date.now());
     if (resolved.handleSignals) trackPool(pool);
     try {
       await pool.#supervisor.startInitial();
@@ -257,7 +270,20 @@ export class Pool implements AsyncDisposable {
     this.#runner.closing = true;
     await this.#supervisor.close(this.#options.shutdownTimeoutMs);
     this.#registry.delete();
+    this.#native?.close();
     untrackPool(this);
+  }
+
+  /** Unlinks shared-memory regions whose every holder is dead (never one a live process holds). */
+  #reapRegions(now: number): void {
+    this.#lastRegionReapAt = now;
+    if (!this.#native) return;
+    try {
+      const report = reapRegions(this.#native);
+      if (report.reaped > 0) this.#events.emit("pool:regions-reaped", { pool: this.name, reaped: report.reaped, scanned: report.scanned });
+    } catch {
+      // A reaper that cannot read /dev/shm must not take the pool down; it tries again later.
+    }
   }
 
   #prepare(tool: string, args: Record<string, unknown>, options: CallOptions): { request: WireRequest; context: CallContext } {
@@ -372,5 +398,22 @@ export class Pool implements AsyncDisposable {
         sessionId: "",
         reason: "worker_exited",
       }));
+  }
+}
+
+/** Opens the native library for the reaper; without it the pool still runs (and says so once). */
+async function openNativeForReaping(path: string | undefined): Promise<NativeLibrary | undefined> {
+  try {
+    return await openNativeLibrary(path);
+  } catch (error) {
+    if (!nativeWarningShown) {
+      nativeWarningShown = true;
+      process.emitWarning(
+        `Snakepit: the native library could not be loaded (${(error as Error).message}); ` +
+          "shared-memory regions of dead processes will not be reaped. Run `make setup` or set SNAKEPIT_NATIVE_LIB.",
+        { code: "SNAKEPIT_NATIVE_UNAVAILABLE" },
+      );
+    }
+    return undefined;
   }
 }
