@@ -78,8 +78,11 @@ test: setup
 	bash scripts/test_all.sh
 
 bench: setup
-	$(BUN) run bench/call_latency.ts
-	$(DENO) run -A bench/call_latency.ts
+	@for runtime in "$(BUN) run" "$(DENO) run -A"; do \
+	  for bench in call_latency pool_supervision native_core telemetry_overhead; do \
+	    echo "==> $$runtime bench/$$bench.ts"; $$runtime bench/$$bench.ts || exit 1; \
+	  done; \
+	done
 
 clean:
 	rm -rf $(STAMPS) zig-out .zig-cache test-results

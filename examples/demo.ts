@@ -1,7 +1,11 @@
 // The Quick start demo: a pool of two Python workers running a numpy adapter.
 // Run with `make demo` (or `bun run examples/demo.ts`, `deno run -A examples/demo.ts`).
 import process from "node:process";
+import { Hono } from "hono";
+import { healthRouter } from "../health.ts";
 import { Pool, PythonError } from "../mod.ts";
+import { quantile, sequentialLatenciesUs } from "../bench/_stats.ts";
+import { get, serve } from "./_serve.ts";
 
 const runtime = "Bun" in globalThis ? "Bun" : "Deno" in globalThis ? "Deno" : "Node";
 
@@ -25,7 +29,14 @@ await using pool = await Pool.start({
   },
 });
 console.log(`snakepit demo on ${runtime}: pool "${pool.name}" with ${pool.size} workers (pids ${pool.workerPids.join(", ")}) ready in ${ms(startedAt)}`);
-console.log(`tools: ${pool.describe().tools.map((tool) => tool.name).join(", ")}\n`);
+console.log(`tools: ${pool.describe().tools.map((tool) => tool.name).join(", ")}`);
+
+// The health routes, mounted in a Hono app and served while the demo runs.
+const app = new Hono();
+app.route("/ops", healthRouter({ pools: [pool] }));
+await using server = await serve(app.fetch);
+const readiness = await get(`${server.url}/ops/readyz`);
+console.log(`health router at ${server.url}/ops: GET /ops/readyz -> ${readiness.status}\n`);
 
 async function timed<T>(label: string, run: () => Promise<T>): Promise<T> {
   const start = performance.now();
@@ -56,6 +67,9 @@ try {
   console.log(`${" ".repeat(14)}raised at ${raising?.file.split("/").slice(-2).join("/")}:${raising?.line}: ${raising?.source}`);
   console.log(`${" ".repeat(14)}caused by ${error.causes.map((cause) => `${cause.pythonType}(${cause.message})`).join(" <- ")}`);
 }
+
+const warm = await sequentialLatenciesUs(() => pool.call("add", { a: 1, b: 2 }), 500, 50);
+console.log(`\nwarm workers: 500 sequential add() calls, p50 ${quantile(warm, 0.5).toFixed(0)} µs, p99 ${quantile(warm, 0.99).toFixed(0)} µs (the first calls above include warm-up)`);
 
 console.log("\nclosing the pool (every worker and its children stop)");
 process.exitCode = 0;
