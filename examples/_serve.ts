@@ -1,4 +1,4 @@
-// A runtime-neutral HTTP server for the examples: Bun.serve on Bun, Deno.serve on Deno, port 0.
+// A runtime-neutral HTTP server for the examples and the tests: Bun.serve on Bun, Deno.serve on Deno, port 0.
 
 /** A listening server: its base URL and the way to stop it. */
 export interface TestServer {

@@ -5,7 +5,7 @@ import { Hono } from "hono";
 import { Pool, TelemetryBus } from "../mod.ts";
 import { hardwareComponent, healthRouter, PoolMetrics, pythonEnvironmentComponent, sharedMemoryComponent } from "../health.ts";
 import { testPoolOptions, waitFor } from "./_helpers.ts";
-import { get, serve } from "./_serve.ts";
+import { get, serve } from "../examples/_serve.ts";
 
 describe("health router over real HTTP", () => {
   test("livez, startupz, readyz and healthz answer 200 for a ready pool", async () => {

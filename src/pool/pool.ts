@@ -27,12 +27,7 @@ import { CircuitBreaker } from "../reliability/circuit_breaker.ts";
 import { Executor } from "../reliability/executor.ts";
 import { HealthMonitor } from "../reliability/health_monitor.ts";
 import type { RetryOptions } from "../reliability/retry_policy.ts";
-import { type NativeLibrary, openNativeLibrary } from "../../ffi/native_library.ts";
-import { reapRegions } from "../../ffi/reaper.ts";
-
-/** How often a pool reaps shared-memory regions whose every holder is dead. */
-const REGION_REAP_INTERVAL_MS = 60_000;
-let nativeWarningShown = false;
+import { RegionReaping } from "./_region_reaping.ts";
 
 /**
  * A pool of Python worker processes.
@@ -61,8 +56,7 @@ export class Pool implements AsyncDisposable {
   readonly breaker: CircuitBreaker | undefined;
   #requestSequence = 0;
   #closing: Promise<void> | undefined;
-  #native: NativeLibrary | undefined;
-  #lastRegionReapAt = 0;
+  #regions: RegionReaping | undefined;
 
   private constructor(options: ResolvedPoolOptions, pythonPath: string, stateDirectory: string) {
     this.#options = options;
@@ -102,7 +96,7 @@ export class Pool implements AsyncDisposable {
       onGone: (worker) => this.#workerGone(worker),
       onTick: (now) => {
         this.#sessions.sweep(now);
-        if (now - this.#lastRegionReapAt >= REGION_REAP_INTERVAL_MS) this.#reapRegions(now);
+        this.#regions?.tick(now);
       },
     });
     this.health = new HealthMonitor({ name: options.name, ...options.health });
@@ -131,8 +125,10 @@ export class Pool implements AsyncDisposable {
     const stateDirectory = resolved.stateDirectory ?? defaultStateDirectory();
     reapDeadRuns(stateDirectory, resolved.instance);
     const pool = new Pool(resolved, python.path, stateDirectory);
-    pool.#native = await openNativeForReaping(nativeLibraryEnv(resolved.nativeLibraryPath).SNAKEPIT_NATIVE_LIB);
-    pool.#reapRegions(Date.now());
+    pool.#regions = await RegionReaping.start(
+      nativeLibraryEnv(resolved.nativeLibraryPath).SNAKEPIT_NATIVE_LIB,
+      (reaped, scanned) => pool.#events.emit("pool:regions-reaped", { pool: resolved.name, reaped, scanned }),
+    );
     if (resolved.handleSignals) trackPool(pool);
     try {
       await pool.#supervisor.startInitial();
@@ -270,20 +266,8 @@ export class Pool implements AsyncDisposable {
     this.#runner.closing = true;
     await this.#supervisor.close(this.#options.shutdownTimeoutMs);
     this.#registry.delete();
-    this.#native?.close();
+    this.#regions?.close();
     untrackPool(this);
-  }
-
-  /** Unlinks shared-memory regions whose every holder is dead (never one a live process holds). */
-  #reapRegions(now: number): void {
-    this.#lastRegionReapAt = now;
-    if (!this.#native) return;
-    try {
-      const report = reapRegions(this.#native);
-      if (report.reaped > 0) this.#events.emit("pool:regions-reaped", { pool: this.name, reaped: report.reaped, scanned: report.scanned });
-    } catch {
-      // A reaper that cannot read /dev/shm must not take the pool down; it tries again later.
-    }
   }
 
   #prepare(tool: string, args: Record<string, unknown>, options: CallOptions): { request: WireRequest; context: CallContext } {
@@ -401,19 +385,3 @@ export class Pool implements AsyncDisposable {
   }
 }
 
-/** Opens the native library for the reaper; without it the pool still runs (and says so once). */
-async function openNativeForReaping(path: string | undefined): Promise<NativeLibrary | undefined> {
-  try {
-    return await openNativeLibrary(path);
-  } catch (error) {
-    if (!nativeWarningShown) {
-      nativeWarningShown = true;
-      process.emitWarning(
-        `Snakepit: the native library could not be loaded (${(error as Error).message}); ` +
-          "shared-memory regions of dead processes will not be reaped. Run `make setup` or set SNAKEPIT_NATIVE_LIB.",
-        { code: "SNAKEPIT_NATIVE_UNAVAILABLE" },
-      );
-    }
-    return undefined;
-  }
-}
