@@ -33,7 +33,7 @@ export {
   WORKERS_MAX,
   type WorkerLogSink,
 } from "./src/pool/options.ts";
-export { type PoolEventMap, type PoolEventName } from "./src/pool/events.ts";
+export { type CallTiming, type PoolEventMap, type PoolEventName } from "./src/pool/events.ts";
 export type { PoolStats, WorkerStats } from "./src/pool/stats.ts";
 export type { Quantiles } from "./src/pool/histogram.ts";
 export { defaultStateDirectory, type ReapReport, reapDeadRuns } from "./src/pool/registry.ts";

@@ -10,7 +10,7 @@ import { decodePayload } from "../codec/mod.ts";
 import { errorFromWire } from "../errors/from_wire.ts";
 import { CallTimeoutError, PoolClosedError, TransportError, type WorkerExit, WorkerCrashedError } from "../errors/pool_errors.ts";
 import type { SnakepitError } from "../errors/snakepit_error.ts";
-import type { PoolEvents } from "./events.ts";
+import type { CallTiming, PoolEvents } from "./events.ts";
 import type { ResolvedPoolOptions, SessionMode } from "./options.ts";
 import type { CallCounters } from "./stats.ts";
 import type { HealthMonitor } from "../reliability/health_monitor.ts";
@@ -34,6 +34,8 @@ export interface CallContext {
   sessionMode: SessionMode;
   queueTimeoutMs: number;
   counters: CallCounters;
+  /** Time spent encoding the arguments, ms. */
+  encodeMs: number;
 }
 
 /** Runs calls for one pool. */
@@ -55,6 +57,7 @@ export class CallRunner {
     let dispatchedAt = queuedAt;
     let failure: unknown;
     let holdSlot = false;
+    let timing: CallTiming | undefined;
     try {
       worker = await acquiring;
       dispatchedAt = performance.now();
@@ -64,7 +67,19 @@ export class CallRunner {
         request.deadlineUnixMs = context.timeoutMs ? Date.now() + context.timeoutMs : 0;
         const outcome = await Promise.race([worker.transport.execute(request, context.signal), crash.promise]);
         if (!outcome.ok) throw errorFromWire(outcome.error, context);
-        return decodePayload(outcome.data, outcome.encoding) as T;
+        const answeredAt = performance.now();
+        const value = decodePayload(outcome.data, outcome.encoding) as T;
+        const decodeMs = performance.now() - answeredAt;
+        const pythonExecuteMs = outcome.timing.executeNs / 1e6;
+        const pythonMs = (outcome.timing.decodeNs + outcome.timing.executeNs + outcome.timing.encodeNs) / 1e6;
+        timing = {
+          encodeMs: context.encodeMs,
+          transportMs: Math.max(0, answeredAt - dispatchedAt - pythonMs),
+          pythonMs,
+          pythonExecuteMs,
+          decodeMs,
+        };
+        return value;
       } catch (error) {
         const translated = await this.#translate(error, worker, context);
         holdSlot = translated.cancelledWhileRunning;
@@ -77,7 +92,7 @@ export class CallRunner {
       throw error;
     } finally {
       if (worker) holdSlot ? this.#releaseAfterCancel(worker, request.requestId) : this.release(worker);
-      this.#ended(request, context, worker, failure, queuedAt, dispatchedAt);
+      this.#ended(request, context, worker, failure, queuedAt, dispatchedAt, timing);
     }
   }
 
@@ -124,7 +139,7 @@ export class CallRunner {
       throw error;
     } finally {
       if (worker) holdSlot ? this.#releaseAfterCancel(worker, request.requestId) : this.release(worker);
-      this.#ended(request, context, worker, failure, queuedAt, dispatchedAt);
+      this.#ended(request, context, worker, failure, queuedAt, dispatchedAt, undefined);
     }
   }
 
@@ -136,6 +151,7 @@ export class CallRunner {
       tool: context.tool,
       requestId: request.requestId,
       correlationId: context.correlationId,
+      traceparent: request.traceparent,
       workerId: worker.id,
       queueWaitMs,
     });
@@ -148,6 +164,7 @@ export class CallRunner {
     failure: unknown,
     queuedAt: number,
     dispatchedAt: number,
+    timing: CallTiming | undefined,
   ): void {
     const now = performance.now();
     const runMs = worker ? now - dispatchedAt : 0;
@@ -171,6 +188,8 @@ export class CallRunner {
       errorCode,
       queueWaitMs: worker ? dispatchedAt - queuedAt : now - queuedAt,
       runMs,
+      traceparent: request.traceparent,
+      timing,
     });
   }
 

@@ -41,7 +41,16 @@ export interface PoolEventMap {
   /** Shared-memory regions whose every holder was dead were unlinked (at start-up, then every minute). */
   "pool:regions-reaped": { pool: string; reaped: number; scanned: number };
   /** A call was dispatched to a worker. */
-  "call:start": { pool: string; tool: string; requestId: string; correlationId: string; workerId: string; queueWaitMs: number };
+  "call:start": {
+    pool: string;
+    tool: string;
+    requestId: string;
+    correlationId: string;
+    /** The W3C traceparent the call carries to Python (the caller's, or a new trace). */
+    traceparent: string;
+    workerId: string;
+    queueWaitMs: number;
+  };
   /** A call settled. `errorCode` is the `SnakepitError` code, or `"error"` for anything else. */
   "call:end": {
     pool: string;
@@ -53,7 +62,24 @@ export interface PoolEventMap {
     errorCode: string | undefined;
     queueWaitMs: number;
     runMs: number;
+    /** The W3C traceparent the call carried to Python. */
+    traceparent: string;
+    /**
+     * Where the call's time went, in ms, for unary calls that reached a worker and answered:
+     * encoding the arguments, the transport (the run time less Python's share and decoding),
+     * Python (the worker's decode + tool + encode), and decoding the result.
+     */
+    timing: CallTiming | undefined;
   };
+}
+
+/** The time split of one call, in milliseconds. */
+export interface CallTiming {
+  encodeMs: number;
+  transportMs: number;
+  pythonMs: number;
+  pythonExecuteMs: number;
+  decodeMs: number;
 }
 
 /** The name of a pool event. */

@@ -285,6 +285,9 @@ export class Pool implements AsyncDisposable {
     const correlationId = parsed.correlationId ?? crypto.randomUUID();
     const encoding = this.#options.encoding;
     this.#counters.requests += 1;
+    const encodeStartedAt = performance.now();
+    const encodedArgs = encodePayload(args, encoding, "args");
+    const encodeMs = performance.now() - encodeStartedAt;
     return {
       context: {
         tool,
@@ -295,11 +298,12 @@ export class Pool implements AsyncDisposable {
         sessionMode: parsed.sessionMode ?? this.#options.sessionMode,
         queueTimeoutMs: parsed.queueTimeoutMs ?? this.#options.queueTimeoutMs,
         counters: this.#counters,
+        encodeMs,
       },
       request: {
         requestId: `${this.#runId}-${(this.#requestSequence++).toString(36)}`,
         tool,
-        args: encodePayload(args, encoding, "args"),
+        args: encodedArgs,
         encoding: WIRE_ENCODING[encoding],
         sessionId: "",
         deadlineUnixMs: 0,

@@ -102,6 +102,8 @@ export function attachLogger(pool: Pool, options: AttachLoggerOptions = {}): () 
       if (event.ok && !slow && !logCalls) return;
       const fields = {
         correlationId: event.correlationId,
+        // The W3C trace id (the traceparent's second field), as Python's records carry it.
+        traceId: traceIdOf(event.traceparent),
         requestId: event.requestId,
         tool: event.tool,
         workerId: event.workerId,
@@ -109,6 +111,7 @@ export function attachLogger(pool: Pool, options: AttachLoggerOptions = {}): () 
         errorCode: event.errorCode,
         queueWaitMs: round(event.queueWaitMs),
         runMs: round(event.runMs),
+        timing: event.timing,
       };
       if (!event.ok) logger.warn(fields, `call failed: ${event.errorCode}`);
       else if (slow) logger.warn({ ...fields, slowCallMs }, "slow call");
