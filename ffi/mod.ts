@@ -79,3 +79,4 @@ export {
   type RegionHeader,
 } from "./region_header.ts";
 export { reapRegions, type RegionReapOptions, type RegionReapReport } from "./reaper.ts";
+export { onRegionEvent, type RegionEvent } from "./region_events.ts";

@@ -3,6 +3,7 @@
  *
  * @module
  */
+import { emitRegionEvent } from "./region_events.ts";
 import { type NativeAccess, nativeAccess } from "./_native_access.ts";
 import {
   acquire,
@@ -98,7 +99,9 @@ export class Region implements Disposable, AsyncDisposable {
   static create(library: unknown, options: RegionCreateOptions): Region {
     const access = nativeAccess(library, "create a shared-memory region");
     const created = createRegionHandle(access, options);
-    return new Region(access, created.handle, created.name, created.payloadBytes);
+    const region = new Region(access, created.handle, created.name, created.payloadBytes);
+    emitRegionEvent({ kind: "allocate", name: created.name, payloadBytes: created.payloadBytes });
+    return region;
   }
 
   /**
@@ -112,7 +115,9 @@ export class Region implements Disposable, AsyncDisposable {
   static open(library: unknown, name: string, options: RegionOpenOptions = {}): Region {
     const access = nativeAccess(library, "open a shared-memory region");
     const opened = openRegionHandle(access, name, options);
-    return new Region(access, opened.handle, name, opened.payloadBytes);
+    const region = new Region(access, opened.handle, name, opened.payloadBytes);
+    emitRegionEvent({ kind: "open", name, payloadBytes: opened.payloadBytes });
+    return region;
   }
 
   /** Whether `close()` was called. */
@@ -200,6 +205,7 @@ export class Region implements Disposable, AsyncDisposable {
     if (status !== NativeStatus.ok) {
       throw this.#fail("release", status, `Cannot release region ${this.name}`, record);
     }
+    emitRegionEvent({ kind: "release", name: this.name, payloadBytes: this.payloadBytes, unlinked: unlinked[0] === 1 });
     return unlinked[0] === 1;
   }
 
@@ -290,6 +296,7 @@ export class Region implements Disposable, AsyncDisposable {
     // A wait still running on a Deno worker thread ends with handle_closed; the library
     // finalizes the handle when that call returns.
     this.#access.bindings("close").functions.snakepit_region_close(handle, null);
+    emitRegionEvent({ kind: "close", name: this.name, payloadBytes: this.payloadBytes });
   }
 
   /** Same as {@link Region.close}, for `using`. */

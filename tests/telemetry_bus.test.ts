@@ -58,3 +58,32 @@ describe("telemetry bus", () => {
     });
   });
 });
+
+describe("shared-memory events", () => {
+  test("creating, opening, releasing and closing regions arrive as shm:allocate and shm:release", async () => {
+    const { openNativeLibrary, Region } = await import("../mod.ts");
+    const library = await openNativeLibrary();
+    const bus = new TelemetryBus();
+    const events: TelemetryEvent[] = [];
+    bus.subscribe((event) => events.push(event), { names: ["shm:allocate", "shm:release"] });
+    const stop = bus.observeSharedMemory();
+    try {
+      const region = Region.create(library, { payloadBytes: 4096, instance: "telemetry" });
+      const peer = Region.open(library, region.name);
+      peer.close();
+      region.close();
+      const seen = events.map((event) =>
+        event.name === "shm:allocate" || event.name === "shm:release" ? `${event.name} ${event.event.kind} ${event.event.payloadBytes}` : "");
+      assert.deepEqual(seen, [
+        "shm:allocate allocate 4096",
+        "shm:allocate open 4096",
+        "shm:release close 4096",
+        "shm:release close 4096",
+      ]);
+      assert.ok(events.every((event) => event.name.startsWith("shm:") && (event.event as { name: string }).name === region.name));
+    } finally {
+      stop();
+      library.close();
+    }
+  });
+});

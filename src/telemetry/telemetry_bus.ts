@@ -4,6 +4,7 @@
  *
  * @module
  */
+import { onRegionEvent, type RegionEvent } from "../../ffi/region_events.ts";
 import { z } from "zod";
 import type { PoolEventMap } from "../pool/events.ts";
 import type { Pool } from "../pool/pool.ts";
@@ -30,6 +31,10 @@ export interface TelemetryEventMap {
   "breaker:state-change": { circuit: string; from: string; to: string; reason: string };
   /** A health verdict changed (published by whoever checks health). */
   "health:alert": { component: string; status: "pass" | "warn" | "fail"; reason?: string };
+  /** This process created (allocate) or mapped (open) a shared-memory region. */
+  "shm:allocate": RegionEvent;
+  /** This process gave back a reference (release, `unlinked` when it was the last) or unmapped a region (close). */
+  "shm:release": RegionEvent;
 }
 
 /** A telemetry event name. */
@@ -114,6 +119,15 @@ export class TelemetryBus {
     const unsubscribers = POOL_FORWARDED.map(forward);
     unsubscribers.push(pool.on("call:end", (event) => this.publish(event.ok ? "call:stop" : "call:exception", event)));
     return () => unsubscribers.forEach((unsubscribe) => unsubscribe());
+  }
+
+  /**
+   * Forwards this process's shared-memory events: create/open as `shm:allocate`, release/close as
+   * `shm:release`. Returns the function that stops.
+   */
+  observeSharedMemory(): () => void {
+    return onRegionEvent((event) =>
+      this.publish(event.kind === "allocate" || event.kind === "open" ? "shm:allocate" : "shm:release", event));
   }
 
   /** Forwards a breaker's state changes; returns the function that stops. */
