@@ -26,4 +26,5 @@ export {
   type RocmDevice,
 } from "./detect.ts";
 export { type Backend, type DeviceSelection, selectDevice, type SelectOptions } from "./select.ts";
+export { select } from "./select_detected.ts";
 export { type TorchView, torchView } from "./torch_view.ts";
