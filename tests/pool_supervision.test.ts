@@ -188,7 +188,11 @@ describe("a crash storm under load", () => {
     const killer = (async () => {
       while (!stop) {
         const pids = pool.workerPids;
-        if (pids.length > 0) process.kill(pids[Math.floor(Math.random() * pids.length)]!, "SIGKILL");
+        try {
+          if (pids.length > 0) process.kill(pids[Math.floor(Math.random() * pids.length)]!, "SIGKILL");
+        } catch {
+          // ESRCH: that worker died a moment ago (the pool has not seen its exit yet).
+        }
         await new Promise((resolve) => setTimeout(resolve, 100));
       }
     })();

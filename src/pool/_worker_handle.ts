@@ -3,6 +3,8 @@
  *
  * @module
  */
+import { rmSync } from "node:fs";
+import { dirname } from "node:path";
 import { GrpcTransport } from "../bridge/grpc_transport.ts";
 import type { WorkerDescription, WorkerTransport } from "../bridge/transport.ts";
 import { ConfigurationError, type WorkerExit, WorkerStartError } from "../errors/pool_errors.ts";
@@ -21,7 +23,11 @@ function installExitHook(): void {
   if (exitHookInstalled) return;
   exitHookInstalled = true;
   globalThis.process?.on?.("exit", () => {
-    for (const worker of liveProcesses) worker.killNow();
+    for (const worker of liveProcesses) {
+      worker.killNow();
+      // The exit event that would remove the worker's socket directory never comes now.
+      rmSync(dirname(worker.socketPath), { recursive: true, force: true });
+    }
   });
 }
 
