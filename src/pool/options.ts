@@ -4,6 +4,7 @@
  * @module
  */
 import { z } from "zod";
+import { describeValue, parseOptions } from "../_validation.ts";
 import type { CircuitBreakerOptions } from "../reliability/circuit_breaker.ts";
 import type { HealthMonitorOptions } from "../reliability/health_monitor.ts";
 import type { RetryOptions } from "../reliability/retry_policy.ts";
@@ -264,41 +265,6 @@ const callOptionsSchema = z.object({
     { message: "must be an object of retry options or false" },
   ).optional(),
 }).strict();
-
-function describeValue(value: unknown): string {
-  if (typeof value === "string") return JSON.stringify(value);
-  if (typeof value === "function") return "a function";
-  if (typeof value === "bigint") return `${value}n`;
-  if (value === undefined) return "undefined";
-  try {
-    return JSON.stringify(value) ?? String(value);
-  } catch {
-    return Object.prototype.toString.call(value);
-  }
-}
-
-function valueAt(input: unknown, path: Array<string | number>): unknown {
-  let current = input;
-  for (const key of path) current = (current as Record<string | number, unknown> | undefined)?.[key];
-  return current;
-}
-
-/**
- * Validates `input` against `schema`; throws `RangeError` for out-of-range numbers and
- * `TypeError` for everything else, naming the action, the option path and the value received.
- */
-export function parseOptions<T extends z.ZodTypeAny>(schema: T, input: unknown, action: string, root: string): z.output<T> {
-  const result = schema.safeParse(input);
-  if (result.success) return result.data;
-  const issue = result.error.issues[0]!;
-  const path = [root, ...issue.path].join(".");
-  if (issue.code === "unrecognized_keys") {
-    throw new TypeError(`Cannot ${action}: ${root} has unknown option(s) ${issue.keys.map((key) => JSON.stringify(key)).join(", ")}`);
-  }
-  const received = describeValue(valueAt(input, issue.path));
-  const message = `Cannot ${action}: ${path} ${issue.message}, received ${received}`;
-  throw issue.code === "too_small" || issue.code === "too_big" ? new RangeError(message) : new TypeError(message);
-}
 
 /** Validates pool options (see `PoolOptions`). */
 export function parsePoolOptions(input: unknown): ResolvedPoolOptions {
