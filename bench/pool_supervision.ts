@@ -2,14 +2,13 @@
 // pool being back at full size, and the calls that failed meanwhile with and without retry of
 // idempotent calls; CPU cost of the default heartbeat on an idle pool.
 // Run: `bun run bench/pool_supervision.ts` / `deno run -A bench/pool_supervision.ts`.
-import { readFileSync } from "node:fs";
 import process from "node:process";
 import { Pool, type PoolOptions } from "../mod.ts";
+import { cpuPercentWhileIdle } from "./_cpu.ts";
 import { printTable, quantile, RUNTIME } from "./_stats.ts";
 
 const REPETITIONS = Number(process.env.BENCH_REPETITIONS ?? 3);
 const IDLE_SECONDS = Number(process.env.BENCH_IDLE_SECONDS ?? 10);
-const CLOCK_TICKS_PER_SECOND = 100;
 const base: PoolOptions = { adapter: "snakepit_bridge.examples.echo:EchoAdapter", workerLogs: "silent", instance: "bench" };
 
 async function readyTimeMs(size: number): Promise<number> {
@@ -56,22 +55,10 @@ async function killUnderLoad(idempotent: boolean): Promise<{ recoveryMs: number;
   return { recoveryMs, failed, calls };
 }
 
-function cpuSecondsOf(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS_PER_SECOND;
-}
-
 /** CPU used by an idle pool of 4 (host and workers) over IDLE_SECONDS, as % of one core. */
 async function idleCpuPercent(heartbeatIntervalMs: number): Promise<number> {
   await using pool = await Pool.start({ ...base, size: 4, heartbeatIntervalMs });
-  const pids = pool.workerPids;
-  const hostBefore = process.cpuUsage();
-  const workersBefore = pids.map(cpuSecondsOf);
-  await new Promise((resolve) => setTimeout(resolve, IDLE_SECONDS * 1000));
-  const host = process.cpuUsage(hostBefore);
-  const workers = pids.map(cpuSecondsOf).reduce((sum, seconds, index) => sum + seconds - workersBefore[index]!, 0);
-  return ((host.user + host.system) / 1e6 + workers) / IDLE_SECONDS * 100;
+  return await cpuPercentWhileIdle(pool.workerPids, IDLE_SECONDS);
 }
 
 console.log(`pool supervision on ${RUNTIME} (${REPETITIONS} repetitions, medians)\n`);

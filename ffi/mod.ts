@@ -48,6 +48,8 @@ export {
   type TypedArrayConstructor,
 } from "./region.ts";
 export { type LockMode, type LockOptions, RegionLock } from "./region_lock.ts";
+export { type WaitWordOptions, type WaitWordResult, WORD_SPIN_NS_MAX } from "./region_words.ts";
+export { unlinkRegion } from "./unlink_region.ts";
 export {
   NATIVE_ERROR_RECORD_WORDS,
   NATIVE_STATUS_NAME_BYTES_MAX,

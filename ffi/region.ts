@@ -24,6 +24,15 @@ import {
   type RegionOpenOptions,
 } from "./_region_native.ts";
 import { errorFromStatus, SharedMemoryError } from "./shared_memory_error.ts";
+import {
+  publishWord,
+  waitWord,
+  type WaitWordOptions,
+  type WaitWordResult,
+  waitWordSync,
+  wakeWord,
+  type WordTarget,
+} from "./region_words.ts";
 import { NATIVE_ERROR_RECORD_WORDS, type NativeBindings, NativeStatus } from "./symbols.ts";
 
 export {
@@ -69,6 +78,7 @@ export class Region implements Disposable, AsyncDisposable {
   #buffer: ArrayBuffer | undefined;
   readonly #unregister: () => void;
   readonly #lockTarget: LockTarget;
+  readonly #wordTarget: WordTarget;
 
   private constructor(access: NativeAccess, handle: number, name: string, payloadBytes: number) {
     this.#access = access;
@@ -85,6 +95,15 @@ export class Region implements Disposable, AsyncDisposable {
       track: (call) => access.track(call),
       checkOpen: (op) => void this.#liveHandle(op),
       fail: (op, status) => this.#fail(op, status, `Cannot ${op} region ${this.name}`),
+    };
+    this.#wordTarget = {
+      name,
+      payloadBytes,
+      path: access.path,
+      bindings: bindingsFor,
+      handle: (op) => this.#liveHandle(op),
+      track: (call) => access.track(call),
+      fail: (op, status) => this.#fail(op, status, `Cannot ${op} on region ${this.name}`),
     };
   }
 
@@ -205,7 +224,12 @@ export class Region implements Disposable, AsyncDisposable {
     if (status !== NativeStatus.ok) {
       throw this.#fail("release", status, `Cannot release region ${this.name}`, record);
     }
-    emitRegionEvent({ kind: "release", name: this.name, payloadBytes: this.payloadBytes, unlinked: unlinked[0] === 1 });
+    emitRegionEvent({
+      kind: "release",
+      name: this.name,
+      payloadBytes: this.payloadBytes,
+      unlinked: unlinked[0] === 1,
+    });
     return unlinked[0] === 1;
   }
 
@@ -249,6 +273,72 @@ export class Region implements Disposable, AsyncDisposable {
    */
   lockExclusive(options: LockOptions = {}): Promise<RegionLock> {
     return this.#lock("exclusive", "lockExclusive", options);
+  }
+
+  /**
+   * Stores `value` into the `u32` at payload byte `wordOffset` (sequentially consistent). With
+   * `parkedOffset`, clears that parked flag and, when a waiter had raised it, wakes the word's
+   * waiters. Never blocks; allocates nothing (it runs once per call on the fast lane).
+   *
+   * @param wordOffset Payload byte offset of the word: a multiple of 4, inside the payload.
+   * @param value The new value, 0 to 2^32 - 1.
+   * @param parkedOffset Payload byte offset of the waiter's parked flag (see region_words.ts).
+   * @returns True when the flag was raised, so a waiter was woken.
+   * @throws {TypeError | RangeError} An offset or value out of range, naming it.
+   * @throws {SharedMemoryError} closed.
+   * @example
+   * ```ts
+   * import { openNativeLibrary, Region } from "./mod.ts";
+   * const library = await openNativeLibrary();
+   * using region = Region.create(library, { payloadBytes: 64, instance: "docs" });
+   * console.log(region.publishWord(0, 1, 4)); // false: nobody was parked
+   * console.log(region.waitWordSync(0, 0)); // { value: 1, timedOut: false }
+   * ```
+   */
+  publishWord(wordOffset: number, value: number, parkedOffset?: number): boolean {
+    return publishWord(this.#wordTarget, wordOffset, value, parkedOffset);
+  }
+
+  /**
+   * Wakes every waiter on the `u32` at payload byte `wordOffset`, whatever its value.
+   *
+   * @throws {TypeError | RangeError} An offset out of range. {@link SharedMemoryError} closed.
+   */
+  wakeWord(wordOffset: number): void {
+    wakeWord(this.#wordTarget, wordOffset);
+  }
+
+  /**
+   * Waits, blocking this thread, until the `u32` at payload byte `wordOffset` differs from
+   * `expected`: spins `options.spinNs`, then sleeps on a process-shared futex for up to
+   * `options.timeoutNs` with the parked flag raised. For tests and worker threads; the event loop
+   * should use {@link Region.waitWord}.
+   *
+   * @returns The word's value, and whether the timeout passed first.
+   * @throws {TypeError | RangeError} An argument or option out of range, naming it.
+   * @throws {SharedMemoryError} closed (also when closed during the wait from another thread).
+   */
+  waitWordSync(
+    wordOffset: number,
+    expected: number,
+    options: WaitWordOptions = {},
+  ): WaitWordResult {
+    return waitWordSync(this.#wordTarget, wordOffset, expected, options);
+  }
+
+  /**
+   * As {@link Region.waitWordSync}, without blocking the event loop: the wait runs on one of
+   * Deno's FFI worker threads. Closing the Region ends it with a `closed` error.
+   *
+   * @throws {NativeLibraryError} `unsupported_runtime` under Bun, which has no nonblocking FFI
+   *   calls (use waitWordSync in a Worker there).
+   */
+  waitWord(
+    wordOffset: number,
+    expected: number,
+    options: WaitWordOptions = {},
+  ): Promise<WaitWordResult> {
+    return waitWord(this.#wordTarget, wordOffset, expected, options);
   }
 
   /**

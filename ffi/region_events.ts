@@ -31,7 +31,9 @@ const listeners = new Set<(event: RegionEvent) => void>();
  */
 export function onRegionEvent(listener: (event: RegionEvent) => void): () => void {
   if (typeof listener !== "function") {
-    throw new TypeError(`Cannot subscribe to region events: listener must be a function, received ${typeof listener}`);
+    throw new TypeError(
+      `Cannot subscribe to region events: listener must be a function, received ${typeof listener}`,
+    );
   }
   listeners.add(listener);
   return () => listeners.delete(listener);

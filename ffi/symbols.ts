@@ -88,6 +88,22 @@ export const nativeSymbols = {
   snakepit_region_release: { parameters: ["u32", "buffer", "buffer"], result: "i32" },
   /** (handle, out_generation) -> status */
   snakepit_region_bump_generation: { parameters: ["u32", "buffer"], result: "i32" },
+  /**
+   * (handle, word_offset, expected, parked_offset, spin_ns, timeout_ns, out_value) -> status;
+   * may block: Deno binds a nonblocking twin
+   */
+  snakepit_region_wait_word: {
+    parameters: ["u32", "u64", "u32", "u64", "u64", "u64", "buffer"],
+    result: "i32",
+    blocking: true,
+  },
+  /** (handle, word_offset, value, parked_offset, out_was_parked) -> status */
+  snakepit_region_publish_word: {
+    parameters: ["u32", "u64", "u32", "u64", "buffer"],
+    result: "i32",
+  },
+  /** (handle, word_offset) -> status */
+  snakepit_region_wake_word: { parameters: ["u32", "u64"], result: "i32" },
   /** (handle, mode, timeout_ns, flags) -> status; may block: Deno binds a nonblocking twin */
   snakepit_lock_acquire: {
     parameters: ["u32", "u32", "u64", "u32"],

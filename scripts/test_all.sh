@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs every suite: Zig, pytest, the TS tests under Bun, the same files under Deno, then checks
+# Runs every suite: Zig, pytest, the TS tests under Bun, the same files under Deno (the pool tests
+# twice: over the fast lane, then over gRPC), then checks
 # that nothing was left behind. Ends with one line "N passed, N failed" summing all of them and
 # exits non-zero if anything failed. Called by `make test` (after set-up) and so by .ci/run.
 set -uo pipefail
@@ -47,6 +48,15 @@ run_junit_suite "typescript (bun)" "$results/bun.xml" 1200 \
 
 run_junit_suite "typescript (deno)" "$results/deno.xml" 1200 \
   node_modules/.bin/deno test -A --junit-path="$results/deno.xml" tests/
+
+# The same pool tests again over the other transport: the default run above takes the fast lane,
+# this one forces gRPC through $SNAKEPIT_TRANSPORT (both transports carry the same semantics).
+mapfile -t pool_tests < <(grep -l "Pool.start" tests/*.test.ts | grep -v fast_lane)
+SNAKEPIT_TRANSPORT=grpc run_junit_suite "ts over grpc (bun)" "$results/bun-grpc.xml" 1200 \
+  node_modules/.bin/bun test --reporter=junit --reporter-outfile="$results/bun-grpc.xml" "${pool_tests[@]}"
+
+SNAKEPIT_TRANSPORT=grpc run_junit_suite "ts over grpc (deno)" "$results/deno-grpc.xml" 1200 \
+  node_modules/.bin/deno test -A --junit-path="$results/deno-grpc.xml" "${pool_tests[@]}"
 
 # Hygiene: no worker process, socket directory or shared-memory region of ours may remain.
 echo "==> leftovers check"

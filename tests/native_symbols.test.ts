@@ -147,7 +147,7 @@ test("operation codes of error records agree between zig/os_failure.zig, TypeScr
 test("the symbols that may block are marked, and only those", () => {
   const blocking = Object.entries(nativeSymbols).filter(([, symbol]) => "blocking" in symbol)
     .map(([name]) => name);
-  assert.deepEqual(blocking, ["snakepit_lock_acquire"]);
+  assert.deepEqual(blocking, ["snakepit_region_wait_word", "snakepit_lock_acquire"]);
 });
 
 test("the ABI version and status name bound agree between Zig, TypeScript and Python", () => {

@@ -408,6 +408,70 @@ export fn snakepit_region_bump_generation(handle: u32, out_generation: ?*u64) i3
     return Status.ok.code();
 }
 
+/// Waits until the u32 at payload byte `word_offset` differs from `expected`: spins for up to
+/// `spin_ns` (at most 1 s), then, unless `timeout_ns` is 0, raises the parked flag at payload
+/// byte `parked_offset` (0xFFFF_FFFF_FFFF_FFFF: none) and sleeps on a process-shared futex for
+/// up to `timeout_ns` more (0xFFFF_FFFF_FFFF_FFFF: no deadline). The flag is 0 again whenever
+/// this returns. Offsets must be 4-byte aligned with `offset + 4 <= payload_bytes`, and the flag
+/// must not be the word. Blocks the calling thread: Deno binds a nonblocking twin; ctypes
+/// releases the GIL.
+///
+/// Ownership: `out_value` (may be null) is the caller's; it receives the word's last value on ok
+/// and on timed_out. The library keeps no pointer past the call; the region stays mapped while
+/// the call runs, even if the handle is closed meanwhile.
+/// Returns: ok (the word changed); timed_out; handle_closed (closed during the wait);
+/// invalid_handle; invalid_argument (offsets, spin_ns).
+export fn snakepit_region_wait_word(
+    handle: u32,
+    word_offset: u64,
+    expected: u32,
+    parked_offset: u64,
+    spin_ns: u64,
+    timeout_ns: u64,
+    out_value: ?*u32,
+) i32 {
+    const words = snakepit.words;
+    comptime assert(words.no_parked_flag == std.math.maxInt(u64));
+    comptime assert(words.wait_forever == std.math.maxInt(u64));
+    const waited = words.wait(handle, word_offset, expected, parked_offset, spin_ns, timeout_ns) catch |err| {
+        return statusOf(err);
+    };
+    if (out_value) |pointer| pointer.* = waited.value;
+    if (waited.timed_out) return Status.timed_out.code();
+    return Status.ok.code();
+}
+
+/// Stores `value` into the u32 at payload byte `word_offset` (seq_cst). With a parked flag at
+/// `parked_offset` (0xFFFF_FFFF_FFFF_FFFF: none), swaps the flag to 0 and, when it was raised,
+/// wakes every waiter on the word. Offsets as snakepit_region_wait_word. Never blocks.
+///
+/// Ownership: `out_was_parked` (may be null) is the caller's; on ok it receives 1 when the flag
+/// was raised (and the waiters were woken), else 0.
+/// Returns: ok; invalid_handle; handle_closed; invalid_argument (offsets).
+export fn snakepit_region_publish_word(
+    handle: u32,
+    word_offset: u64,
+    value: u32,
+    parked_offset: u64,
+    out_was_parked: ?*u32,
+) i32 {
+    const was_parked = snakepit.words.publish(handle, word_offset, value, parked_offset) catch |err| {
+        return statusOf(err);
+    };
+    assert(@intFromBool(was_parked) <= 1);
+    if (out_was_parked) |pointer| pointer.* = @intFromBool(was_parked);
+    return Status.ok.code();
+}
+
+/// Wakes every waiter on the u32 at payload byte `word_offset`, whatever its value.
+///
+/// Returns: ok; invalid_handle; handle_closed; invalid_argument (offset).
+export fn snakepit_region_wake_word(handle: u32, word_offset: u64) i32 {
+    snakepit.words.wake(handle, word_offset) catch |err| return statusOf(err);
+    assert(handle != 0);
+    return Status.ok.code();
+}
+
 /// Takes the region's lock: `mode` 0 shared, 1 exclusive. `timeout_ns` 0 tries once without
 /// waiting; 0xFFFF_FFFF_FFFF_FFFF waits without a deadline; a waiter re-checks every 10 ms
 /// whether the holders it waits for are alive. `flags`: bit 0 keeps an exclusive claim on
@@ -703,6 +767,29 @@ test "locks through the ABI: shared, exclusive, owner_dead as a status, cancel" 
     try testing.expectEqual(Status.owner_dead.code(), snakepit_lock_acquire(first, 0, std.time.ns_per_s, 0));
     try testing.expectEqual(ok, snakepit_lock_release(first, 0));
     try testing.expectEqual(ok, snakepit_lock_cancel(first));
+}
+
+test "words through the ABI: publish, wait, timed_out as a status, bad offsets" {
+    const instance = "zig_abi_words";
+    var handle: u32 = 0;
+    try testing.expectEqual(ok, snakepit_region_create(instance, instance.len, 64, 0, &handle, null));
+    defer _ = snakepit_region_close(handle, null);
+    const no_flag = std.math.maxInt(u64);
+    var was_parked: u32 = 9;
+    try testing.expectEqual(ok, snakepit_region_publish_word(handle, 0, 5, 4, &was_parked));
+    try testing.expectEqual(@as(u32, 0), was_parked);
+    var value: u32 = 0;
+    try testing.expectEqual(ok, snakepit_region_wait_word(handle, 0, 4, 4, 0, 0, &value));
+    try testing.expectEqual(@as(u32, 5), value);
+    value = 0;
+    try testing.expectEqual(Status.timed_out.code(), snakepit_region_wait_word(handle, 0, 5, 4, 0, 1000, &value));
+    try testing.expectEqual(@as(u32, 5), value);
+    try testing.expectEqual(Status.timed_out.code(), snakepit_region_wait_word(handle, 0, 5, no_flag, 0, 0, null));
+    try testing.expectEqual(invalid_argument, snakepit_region_wait_word(handle, 1, 5, no_flag, 0, 0, &value));
+    try testing.expectEqual(invalid_argument, snakepit_region_publish_word(handle, 64, 5, no_flag, null));
+    try testing.expectEqual(invalid_argument, snakepit_region_wake_word(handle, 62));
+    try testing.expectEqual(ok, snakepit_region_wake_word(handle, 60));
+    try testing.expectEqual(Status.invalid_handle.code(), snakepit_region_wake_word(12345, 0));
 }
 
 test "a descriptor normalizes to itself and validates against a payload size" {

@@ -16,8 +16,15 @@ pub const wait_slice_ns_max: u64 = 10 * std.time.ns_per_ms;
 /// Returns on a wake, a timeout, a signal or a changed value alike: callers re-check their
 /// condition in a loop, so the reason does not matter.
 pub fn wait(word: *const u32, expected: u32, timeout_ns: u64) void {
-    const slice_ns: u64 = @min(timeout_ns, wait_slice_ns_max);
-    assert(slice_ns <= wait_slice_ns_max);
+    waitSliced(word, expected, timeout_ns, wait_slice_ns_max);
+}
+
+/// As `wait`, with a longer slice for waiters that need to re-check their conditions less
+/// often (an idle fast-lane reader wakes this rarely, so an idle pool burns no CPU).
+pub fn waitSliced(word: *const u32, expected: u32, timeout_ns: u64, slice_max_ns: u64) void {
+    assert(slice_max_ns > 0 and slice_max_ns < std.time.ns_per_s);
+    const slice_ns: u64 = @min(timeout_ns, slice_max_ns);
+    assert(slice_ns <= slice_max_ns);
     if (slice_ns == 0) return;
     const timeout: linux.timespec = .{
         .sec = @intCast(slice_ns / std.time.ns_per_s),

@@ -22,6 +22,7 @@ pub const reaper = @import("reaper.zig");
 pub const dlpack = @import("dlpack.zig");
 pub const handle_table = @import("handle_table.zig");
 pub const region_handle = @import("region_handle.zig");
+pub const words = @import("words.zig");
 
 test {
     // Referencing each file here makes `zig build test` run the tests at the bottom of each.
@@ -44,4 +45,5 @@ test {
     _ = @import("fuzz.zig");
     _ = @import("handle_table.zig");
     _ = @import("region_handle.zig");
+    _ = @import("words.zig");
 }

@@ -49,6 +49,7 @@ type Wire = any;
 
 /** A `WorkerTransport` over gRPC. */
 export class GrpcTransport implements WorkerTransport {
+  readonly kind = "grpc" as const;
   readonly #client: Wire;
   #closed = false;
 

@@ -1,6 +1,6 @@
 /**
- * The seam between the pool and a worker: one interface, implemented by the gRPC transport
- * (and later by the shared-memory fast lane), with the same semantics.
+ * The seam between the pool and a worker: one interface, implemented by the gRPC transport and
+ * by the shared-memory fast lane (`lane/`), with the same semantics.
  *
  * @module
  */
@@ -92,6 +92,8 @@ export class ChannelError extends Error {
 
 /** How the pool talks to one worker. */
 export interface WorkerTransport {
+  /** Which implementation this is. */
+  readonly kind: "fast-lane" | "grpc";
   /** Runs a call; rejects with `ChannelError` when the channel fails or `signal` aborts. */
   execute(request: WireRequest, signal?: AbortSignal): Promise<WireOutcome>;
   /** Runs a streaming call; iteration applies backpressure; `signal` cancels it. */

@@ -8,11 +8,11 @@ import { dirname } from "node:path";
 import { setInterval, setTimeout } from "node:timers";
 import type { SnakepitError } from "../errors/snakepit_error.ts";
 import type { WorkerExit } from "../errors/pool_errors.ts";
-import type { PoolEvents } from "./events.ts";
+import type { PoolEvents, WorkerKillReason } from "./events.ts";
 import type { ResolvedPoolOptions } from "./options.ts";
 import type { RegistryFile } from "./registry.ts";
 import type { WorkerSpawnSpec } from "./worker_process.ts";
-import { WorkerHandle } from "./_worker_handle.ts";
+import { type LaneRequest, WorkerHandle } from "./_worker_handle.ts";
 
 /** What the pool does when the supervisor's workers change. */
 export interface SupervisorHooks {
@@ -22,6 +22,8 @@ export interface SupervisorHooks {
   onGone(worker: WorkerHandle): void;
   /** A periodic tick (the heartbeat interval), for housekeeping such as session expiry. */
   onTick(now: number): void;
+  /** How new workers are reached: the fast lane's settings, or undefined for gRPC only. */
+  laneRequest(): LaneRequest | undefined;
 }
 
 /** Supervises the workers of one pool. */
@@ -120,7 +122,7 @@ export class Supervisor {
   }
 
   /** Kills a worker at once (its whole group); its calls reject with `WorkerCrashedError`. */
-  kill(worker: WorkerHandle, reason: "heartbeat" | "cancel-grace"): void {
+  kill(worker: WorkerHandle, reason: WorkerKillReason): void {
     if (worker.state === "stopping" || worker.state === "exited") return;
     worker.state = "stopping";
     worker.killedAsHung = reason === "heartbeat";
@@ -147,6 +149,7 @@ export class Supervisor {
       this.options.concurrentTasksPerWorker,
       this.#abort.signal,
       (pid) => this.events.emit("worker:spawn", { pool: this.options.name, workerId, pid }),
+      this.hooks.laneRequest(),
     ).then((worker) => this.#onStarted(worker), (error) => this.#onStartFailed(workerId, error));
     this.#startups.add(startup);
     startup.finally(() => this.#startups.delete(startup));

@@ -9,6 +9,20 @@ import { GrpcTransport } from "../bridge/grpc_transport.ts";
 import type { WorkerDescription, WorkerTransport } from "../bridge/transport.ts";
 import { ConfigurationError, type WorkerExit, WorkerStartError } from "../errors/pool_errors.ts";
 import { type WorkerSpawnSpec, WorkerProcess } from "./worker_process.ts";
+import type { NativeLibrary } from "../../ffi/native_library.ts";
+import { PendingLane } from "./_lane_setup.ts";
+
+/** How a worker should be reached: over the fast lane when possible, or gRPC only. */
+export interface LaneRequest {
+  library: NativeLibrary;
+  /** "auto" falls back to gRPC (warning once) when the lane cannot be used; "fast-lane" refuses. */
+  mode: "auto" | "fast-lane";
+  spinUs: number;
+  /** Called when the lane breaks its protocol: the worker must be replaced. */
+  onBroken: (handle: WorkerHandle, error: Error) => void;
+}
+
+let laneFallbackWarned = false;
 
 /** The protocol version this host speaks. */
 export const PROTOCOL_VERSION = 1;
@@ -93,14 +107,30 @@ export class WorkerHandle {
     capacity: number,
     signal?: AbortSignal,
     onSpawned?: (pid: number | undefined) => void,
+    laneRequest?: LaneRequest,
   ): Promise<WorkerHandle> {
     installExitHook();
     const deadline = Date.now() + startTimeoutMs;
+    let lane: PendingLane | undefined;
+    if (laneRequest) {
+      try {
+        lane = new PendingLane(laneRequest.library, spec.instance);
+      } catch (error) {
+        if (laneRequest.mode === "fast-lane") {
+          throw new ConfigurationError(
+            `Cannot start worker ${spec.workerId}: its fast lane could not be created (${(error as Error).message})`,
+            { cause: error, suggestion: 'free space in /dev/shm, or set options.transport to "auto" or "grpc"' },
+          );
+        }
+        warnLaneFallback(`the lane region could not be created (${(error as Error).message})`);
+      }
+    }
+    if (lane) spec = { ...spec, lane: { name: lane.name, spinNs: Math.round(laneRequest!.spinUs * 1000) } };
     const worker = new WorkerProcess(spec);
     liveProcesses.add(worker);
     worker.exited.then(() => liveProcesses.delete(worker));
     onSpawned?.(worker.pid);
-    let transport: GrpcTransport | undefined;
+    let transport: WorkerTransport | undefined;
     const aborted = new Promise<"aborted">((resolve) => {
       if (signal?.aborted) resolve("aborted");
       signal?.addEventListener("abort", () => resolve("aborted"), { once: true });
@@ -154,16 +184,49 @@ export class WorkerHandle {
           { workerId: spec.workerId, suggestion: "install matching versions of snakepit and snakepit-bridge" },
         );
       }
-      transport = new GrpcTransport(outcome.report.address);
-      const description = await connect(transport, deadline, spec.workerId);
+      const control = new GrpcTransport(outcome.report.address);
+      transport = control;
+      const description = await connect(control, deadline, spec.workerId);
       if (signal?.aborted) throw signal.reason;
-      return new WorkerHandle(worker, transport, description, capacity);
+      if (lane && outcome.report.lane === "ok") {
+        let handle: WorkerHandle | undefined;
+        const fast = lane.attach(control, laneRequest!.spinUs, (error) => {
+          if (handle) laneRequest!.onBroken(handle, error);
+          else worker.killNow();
+        });
+        transport = fast;
+        worker.onDoorbell = () => fast.doorbell();
+        handle = new WorkerHandle(worker, fast, description, capacity);
+        return handle;
+      }
+      if (lane) {
+        if (laneRequest!.mode === "fast-lane") {
+          throw new WorkerStartError(
+            `Cannot start worker ${spec.workerId}: it cannot serve the fast lane (${outcome.report.lane})`,
+            { workerId: spec.workerId, suggestion: 'install matching versions of snakepit and snakepit-bridge, or set options.transport to "auto" or "grpc"' },
+          );
+        }
+        warnLaneFallback(`worker ${spec.workerId} cannot serve it (${outcome.report.lane})`);
+        lane.discard();
+      }
+      return new WorkerHandle(worker, control, description, capacity);
     } catch (error) {
       transport?.close();
+      lane?.discard();
       await worker.stop(200);
       throw error;
     }
   }
+}
+
+function warnLaneFallback(reason: string): void {
+  if (laneFallbackWarned) return;
+  laneFallbackWarned = true;
+  globalThis.process?.emitWarning?.(
+    `Snakepit: using gRPC instead of the fast lane: ${reason}. Calls still work, only slower; ` +
+      'set options.transport to "grpc" to choose it explicitly.',
+    { code: "SNAKEPIT_FAST_LANE_UNAVAILABLE" },
+  );
 }
 
 async function connect(transport: GrpcTransport, deadline: number, workerId: string): Promise<WorkerDescription> {

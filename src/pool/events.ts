@@ -31,7 +31,7 @@ export interface PoolEventMap {
   /** A worker missed a heartbeat; at `heartbeatMissesMax` it is killed. */
   "worker:heartbeat-missed": { pool: string; workerId: string; misses: number };
   /** A worker was killed by the pool (hung heartbeat, or a cancelled tool past its grace). */
-  "worker:killed": { pool: string; workerId: string; reason: "heartbeat" | "cancel-grace" };
+  "worker:killed": { pool: string; workerId: string; reason: WorkerKillReason };
   /** Start-up progress: `ready` of `total` workers. */
   "pool:progress": { pool: string; ready: number; failed: number; total: number };
   /** Crashes passed `restartStormLimit` within the window. */
@@ -84,6 +84,12 @@ export interface CallTiming {
 
 /** The name of a pool event. */
 export type PoolEventName = keyof PoolEventMap;
+
+/**
+ * Why the pool killed a worker: missed heartbeats, a cancelled call that did not stop within
+ * its grace period, or a fast lane that broke its protocol (never trusted again).
+ */
+export type WorkerKillReason = "heartbeat" | "cancel-grace" | "lane-protocol";
 
 /** Every pool event name. */
 export const POOL_EVENT_NAMES: ReadonlySet<string> = new Set<string>([

@@ -52,6 +52,18 @@ export interface PoolOptions {
   workerLogs?: WorkerLogSink;
   /** Path of the native library handed to the workers. Default: `$SNAKEPIT_NATIVE_LIB` or the built one. */
   nativeLibraryPath?: string;
+  /**
+   * How the host talks to its workers. `"auto"` (default): the shared-memory fast lane, falling
+   * back to gRPC (with one warning naming the reason) where the lane cannot be set up;
+   * `"fast-lane"`: the lane or a start-up error; `"grpc"`: gRPC over the worker's unix socket.
+   * Without the option, `$SNAKEPIT_TRANSPORT` (one of the same words) decides.
+   */
+  transport?: "auto" | "fast-lane" | "grpc";
+  /**
+   * Fast-lane spin budget in microseconds: how long each side polls for the other's next frame
+   * before parking (the host on a doorbell, the worker on a futex). Default 50; 0 to 10000.
+   */
+  laneSpinUs?: number;
   /** Calls that may wait for a worker; past it `PoolSaturatedError` at once. Default 1000; 0 to 1e6. */
   maxQueue?: number;
   /** How long a call may wait in the queue before `QueueTimeoutError` (it never runs). Default 60000 ms. */
@@ -141,6 +153,12 @@ const sessionModeSchema = z.enum(["hint", "strict-queue", "strict-fail-fast"], {
   message: 'must be "hint", "strict-queue" or "strict-fail-fast"',
 });
 
+/** The transports a pool can use (see `PoolOptions.transport`). */
+export const TRANSPORTS = ["auto", "fast-lane", "grpc"] as const;
+/** One of {@link TRANSPORTS}. */
+export type TransportChoice = typeof TRANSPORTS[number];
+const transportSchema = z.enum(TRANSPORTS, { message: 'must be "auto", "fast-lane" or "grpc"' });
+
 const durationMs = z.number({ invalid_type_error: "must be a number of milliseconds" })
   .int({ message: "must be a whole number of milliseconds" })
   .min(1, { message: "must be a positive number of milliseconds" })
@@ -169,6 +187,8 @@ export const poolOptionsSchema = z.object({
     z.custom<(line: string, workerId: string) => void>((value) => typeof value === "function"),
   ], { message: 'must be "forward", "silent" or a function' }).default("forward"),
   nativeLibraryPath: z.string({ invalid_type_error: "must be a string" }).optional(),
+  transport: transportSchema.optional(),
+  laneSpinUs: count(10_000).default(50),
   maxQueue: count(1_000_000).default(1000),
   queueTimeoutMs: durationMs.default(60_000),
   startConcurrency: positiveInteger(WORKERS_MAX).default(4),
@@ -211,7 +231,8 @@ export const poolOptionsSchema = z.object({
 });
 
 /** `PoolOptions` with defaults filled in. */
-export type ResolvedPoolOptions = Omit<z.output<typeof poolOptionsSchema>, "on" | "retry" | "breaker" | "health"> & {
+export type ResolvedPoolOptions = Omit<z.output<typeof poolOptionsSchema>, "on" | "retry" | "breaker" | "health" | "transport"> & {
+  transport: TransportChoice;
   workerLogs: WorkerLogSink;
   on: PoolEventListeners;
   retry?: RetryOptions;
@@ -271,7 +292,19 @@ export function parsePoolOptions(input: unknown): ResolvedPoolOptions {
   if (input === null || typeof input !== "object") {
     throw new TypeError(`Cannot start pool: options must be an object, received ${describeValue(input)}`);
   }
-  return parseOptions(poolOptionsSchema, input, "start pool", "options") as ResolvedPoolOptions;
+  const resolved = parseOptions(poolOptionsSchema, input, "start pool", "options") as ResolvedPoolOptions;
+  resolved.transport ??= transportFromEnvironment();
+  return resolved;
+}
+
+/** `$SNAKEPIT_TRANSPORT`, checked; "auto" when unset or empty. */
+function transportFromEnvironment(): TransportChoice {
+  const value = globalThis.process?.env?.SNAKEPIT_TRANSPORT ?? "";
+  if (value === "") return "auto";
+  if ((TRANSPORTS as readonly string[]).includes(value)) return value as TransportChoice;
+  throw new TypeError(
+    `Cannot start pool: $SNAKEPIT_TRANSPORT must be "auto", "fast-lane" or "grpc", received ${JSON.stringify(value)}`,
+  );
 }
 
 /** Call options once validated. */

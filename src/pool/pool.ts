@@ -10,7 +10,14 @@ import process from "node:process";
 import type { WireRequest, WorkerDescription } from "../bridge/transport.ts";
 import { decodePayload, encodePayload, WIRE_ENCODING } from "../codec/mod.ts";
 import { errorFromWire } from "../errors/from_wire.ts";
-import { PoolClosedError, PoolSaturatedError, QueueTimeoutError, SessionLostError, WorkerBusyError } from "../errors/pool_errors.ts";
+import {
+  ConfigurationError,
+  PoolClosedError,
+  PoolSaturatedError,
+  QueueTimeoutError,
+  SessionLostError,
+  WorkerBusyError,
+} from "../errors/pool_errors.ts";
 import { resolvePython } from "../python_env/resolve.ts";
 import { PoolEvents, type PoolEventMap, type PoolEventName } from "./events.ts";
 import { type CallOptions, parseCallOptions, parsePoolOptions, type PoolOptions, type ResolvedPoolOptions } from "./options.ts";
@@ -98,6 +105,15 @@ export class Pool implements AsyncDisposable {
         this.#sessions.sweep(now);
         this.#regions?.tick(now);
       },
+      laneRequest: () => {
+        if (options.transport === "grpc" || !this.#regions) return undefined;
+        return {
+          library: this.#regions.library,
+          mode: options.transport,
+          spinUs: options.laneSpinUs,
+          onBroken: (worker) => this.#supervisor.kill(worker, "lane-protocol"),
+        };
+      },
     });
     this.health = new HealthMonitor({ name: options.name, ...options.health });
     this.breaker = options.breaker ? new CircuitBreaker({ name: options.name, ...options.breaker }) : undefined;
@@ -129,6 +145,13 @@ export class Pool implements AsyncDisposable {
       nativeLibraryEnv(resolved.nativeLibraryPath).SNAKEPIT_NATIVE_LIB,
       (reaped, scanned) => pool.#events.emit("pool:regions-reaped", { pool: resolved.name, reaped, scanned }),
     );
+    if (resolved.transport === "fast-lane" && !pool.#regions) {
+      await pool.close();
+      throw new ConfigurationError(
+        'Cannot start pool: options.transport is "fast-lane" but the native library could not be loaded',
+        { suggestion: 'run `make setup` (or set SNAKEPIT_NATIVE_LIB), or use transport "auto" or "grpc"' },
+      );
+    }
     if (resolved.handleSignals) trackPool(pool);
     try {
       await pool.#supervisor.startInitial();

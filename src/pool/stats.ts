@@ -16,6 +16,8 @@ export interface WorkerStats {
   /** Resident memory from the last heartbeat (0 before the first). */
   rssBytes: number;
   ageMs: number;
+  /** How the host reaches the worker: the shared-memory fast lane or gRPC. */
+  transport: "fast-lane" | "grpc";
 }
 
 /** A snapshot of a pool. */
@@ -69,5 +71,6 @@ export function workerStats(workers: Iterable<WorkerHandle>, now: number): Worke
     inFlight: worker.inFlight,
     rssBytes: worker.rssBytes,
     ageMs: now - worker.startedAt,
+    transport: worker.transport.kind,
   }));
 }

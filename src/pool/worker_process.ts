@@ -27,6 +27,8 @@ export interface WorkerSpawnSpec {
   cwd: string | undefined;
   /** Called with each line the worker writes to stderr (its logs). */
   onLogLine: (line: string) => void;
+  /** The fast-lane region the worker should map, and its spin budget (ns). */
+  lane?: { name: string; spinNs: number };
 }
 
 /** The worker's readiness report. */
@@ -34,6 +36,8 @@ export interface ReadyReport {
   pid: number;
   address: string;
   protocolVersion: number;
+  /** "ok" when the worker serves the fast lane it was given; otherwise why not. */
+  lane: string;
 }
 
 /** What the worker printed when its start-up failed. */
@@ -67,6 +71,8 @@ export class WorkerProcess {
   /** The unix socket the worker binds (inside a directory of its own). */
   readonly socketPath: string;
   readonly #child: ChildProcess;
+  /** Called whenever the worker writes to its protocol pipe (the fast lane's doorbell). */
+  onDoorbell: (() => void) | undefined;
   #stderrTail = "";
   #exit: WorkerExit | undefined;
   readonly #startup: Promise<StartupOutcome>;
@@ -94,6 +100,7 @@ export class WorkerProcess {
       String(spec.maxConcurrency),
       "--parent-pid",
       String(process.pid),
+      ...(spec.lane ? ["--lane", spec.lane.name, "--lane-spin-ns", String(spec.lane.spinNs)] : []),
     ];
     this.#child = spawn(spec.pythonPath, args, {
       cwd: spec.cwd,
@@ -125,7 +132,11 @@ export class WorkerProcess {
         resolveExited(this.#exit);
       }, 20);
     });
-    readLines(this.#child.stdout!, (line) => {
+    const stdout = this.#child.stdout!;
+    // After readiness the protocol pipe carries bare newlines: the fast lane's doorbell.
+    stdout.on("data", () => this.onDoorbell?.());
+    readLines(stdout, (line) => {
+      if (line === "") return;
       const message = parseProtocolLine(line);
       if (message?.event === "ready") {
         settleStartup({
@@ -134,6 +145,7 @@ export class WorkerProcess {
             pid: Number(message.pid),
             address: String(message.address),
             protocolVersion: Number(message.protocol_version),
+            lane: String(message.lane ?? "not requested"),
           },
         });
       } else if (message?.event === "startup_error") {

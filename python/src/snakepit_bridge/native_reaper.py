@@ -8,9 +8,10 @@ from dataclasses import dataclass
 
 from .native import ERROR_RECORD_WORDS, STATUS_CODES, NativeLibrary
 from .native_errors import error_from_status
-from .native_region import INSTANCE_PATTERN
+from .native_region import INSTANCE_PATTERN, unlink_region
 
 _OK = STATUS_CODES["ok"]
+__all__ = ["ReapReport", "reap_regions", "unlink_region"]
 
 
 @dataclass(frozen=True)
@@ -46,14 +47,3 @@ def reap_regions(
         raise error_from_status(library, "reap", status, record=record, what="Cannot reap regions")
     scanned, reaped, spared, young, foreign, truncated = report
     return ReapReport(scanned, reaped, spared, young, foreign, truncated == 1)
-
-
-def unlink_region(library: NativeLibrary, name: str) -> None:
-    """Removes a region's name (mappings stay valid); ``not_found`` if it has none."""
-    encoded = name.encode()
-    record = (ctypes.c_uint32 * ERROR_RECORD_WORDS)()
-    status = library.functions.snakepit_region_unlink(encoded, len(encoded), record)
-    if status != _OK:
-        raise error_from_status(
-            library, "unlink", status, record=record, region_name=name, what=f"Cannot unlink {name}"
-        )

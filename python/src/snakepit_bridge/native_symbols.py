@@ -64,6 +64,15 @@ SYMBOLS: Final[dict[str, NativeSymbol]] = {
     "snakepit_region_release": NativeSymbol(("u32", "buffer", "buffer"), "i32"),
     # (handle, out_generation) -> status
     "snakepit_region_bump_generation": NativeSymbol(("u32", "buffer"), "i32"),
+    # (handle, word_offset, expected, parked_offset, spin_ns, timeout_ns, out_value) -> status;
+    # blocks (ctypes releases the GIL meanwhile)
+    "snakepit_region_wait_word": NativeSymbol(
+        ("u32", "u64", "u32", "u64", "u64", "u64", "buffer"), "i32"
+    ),
+    # (handle, word_offset, value, parked_offset, out_was_parked) -> status
+    "snakepit_region_publish_word": NativeSymbol(("u32", "u64", "u32", "u64", "buffer"), "i32"),
+    # (handle, word_offset) -> status
+    "snakepit_region_wake_word": NativeSymbol(("u32", "u64"), "i32"),
     # (handle, mode, timeout_ns, flags) -> status; blocks (ctypes releases the GIL meanwhile)
     "snakepit_lock_acquire": NativeSymbol(("u32", "u32", "u64", "u32"), "i32"),
     # (handle, mode) -> status

@@ -85,6 +85,24 @@ class WorkerServicer(worker_pb2_grpc.WorkerServicer):
         self._runner = AsyncRunner()
         self._started_monotonic_ns = time.monotonic_ns()
         self._native_abi_version: int | None = None
+        # The call the fast lane runs on its lean path (no ToolContext), for Ping and Cancel.
+        self.lane_call: str | None = None
+        self._lane_calls_served = 0
+
+    @property
+    def max_concurrency(self) -> int:
+        return self._max_concurrency
+
+    def lean_tool(self, name: str) -> Tool | None:
+        """The tool `name` when it can run without a context: sync, not streaming, no `ctx`."""
+        tool = self._tools.get(name)
+        if tool is None or tool.is_async or tool.streaming or tool.accepts_context:
+            return None
+        return tool
+
+    def lane_call_done(self) -> None:
+        self.lane_call = None
+        self._lane_calls_served += 1
 
     @property
     def tools(self) -> dict[str, Tool]:
@@ -103,6 +121,8 @@ class WorkerServicer(worker_pb2_grpc.WorkerServicer):
     def Ping(self, request: worker_pb2.PingRequest, context: Any) -> worker_pb2.PingResponse:
         with self._calls_lock:
             in_flight, served = len(self._calls), self._calls_served
+        in_flight += self.lane_call is not None
+        served += self._lane_calls_served
         return worker_pb2.PingResponse(
             nonce=request.nonce,
             pid=os.getpid(),
@@ -140,7 +160,10 @@ class WorkerServicer(worker_pb2_grpc.WorkerServicer):
             ctx = self._calls.get(request.request_id)
         if ctx is not None:
             ctx.cancel(REASON_CANCELLED)
-        return worker_pb2.CancelResponse(found=ctx is not None)
+        # A lean lane call has no context to cancel, but it is running: report it found, so
+        # the host applies its grace-then-kill rule.
+        found = ctx is not None or (request.request_id != "" and request.request_id == self.lane_call)
+        return worker_pb2.CancelResponse(found=found)
 
     def Execute(
         self, request: worker_pb2.ExecuteRequest, context: Any

@@ -1,8 +1,8 @@
 """The worker process: `python -m snakepit_bridge.worker --socket PATH --adapter module:Class ...`.
 
-Stdout is the protocol channel: exactly one JSON line, either
-`{"event":"ready",...}` once the socket serves, or `{"event":"startup_error",...}` before exit
-code 3. Everything else (logs, a tool's print()) goes to stderr: file descriptor 1 itself is
+Stdout is the protocol channel: one JSON line, either `{"event":"ready",...}` once the socket
+serves, or `{"event":"startup_error",...}` before exit code 3; after readiness only bare
+newlines follow (the fast lane's doorbell). Everything else (logs, a tool's print()) goes to stderr: file descriptor 1 itself is
 pointed at stderr so that even child processes cannot write into the protocol channel.
 """
 
@@ -36,6 +36,7 @@ from snakepit_bridge.server import WorkerServicer
 
 EXIT_STARTUP_ERROR = 3
 EXIT_USAGE = 2
+EXIT_LANE_BROKEN = 70
 GRACE_S = 2.0
 PARENT_POLL_S = 0.2
 # Safety-net timeouts of the blocking waits (signal wake-up pipe, parent pidfd).
@@ -73,6 +74,12 @@ class ProtocolChannel:
             devnull = os.open(os.devnull, os.O_WRONLY)
             os.dup2(devnull, 1)
             os.close(devnull)
+
+    @property
+    def fd(self) -> int:
+        """The channel's descriptor; after readiness the fast lane writes bare newlines to it
+        as the host's doorbell (the host skips empty lines)."""
+        return self._fd
 
     def emit(self, event: dict[str, Any]) -> None:
         line = json.dumps(event, separators=(",", ":"), ensure_ascii=False) + "\n"
@@ -170,14 +177,17 @@ def main(argv: list[str] | None = None) -> NoReturn:
         hygiene.socket_path = socket_path
     except StartupError as failure:
         _fail(protocol, failure, EXIT_STARTUP_ERROR)
+    lane_server, lane_status = _start_lane(servicer, options, protocol)
     if not stop_signals:  # A host that asked us to stop while starting expects no readiness.
-        _report_ready(protocol, options, socket_path)
+        _report_ready(protocol, options, socket_path, lane_status)
     while not stop_signals:
         select.select([wakeup_read], [], [], STOP_POLL_IDLE_S)
         with contextlib.suppress(BlockingIOError):
             os.read(wakeup_read, 512)
     logger.info("received signal %d", stop_signals[0])
     health_servicer.enter_graceful_shutdown()
+    if lane_server is not None:
+        lane_server.stop()
     _shut_down(server, servicer, adapter, socket_path)
     if hygiene.parent_gone():
         hygiene.kill_group()
@@ -197,7 +207,40 @@ def _open_pidfd(pid: int) -> int | None:
         return None
 
 
-def _report_ready(protocol: ProtocolChannel, options: argparse.Namespace, socket_path: str) -> None:
+def _start_lane(
+    servicer: WorkerServicer, options: argparse.Namespace, protocol: ProtocolChannel
+) -> tuple[Any, str]:
+    """Serves the host's fast lane when it named one: (server, "ok"), or (None, why not)."""
+    if options.lane is None:
+        return None, "not requested"
+    try:
+        from snakepit_bridge.lane import Lane
+        from snakepit_bridge.lane_server import DEFAULT_SPIN_NS, LaneServer
+        from snakepit_bridge.native import load
+
+        lane = Lane(load(), options.lane, instance=options.instance)
+    except Exception as error:  # noqa: BLE001 - the host decides: fall back or refuse
+        logger.warning("fast lane unavailable: %s", error)
+        return None, f"unavailable: {type(error).__name__}: {error}"
+    spin_ns = DEFAULT_SPIN_NS if options.lane_spin_ns is None else max(0, options.lane_spin_ns)
+    server = LaneServer(
+        servicer, lane, protocol.fd, spin_ns=spin_ns, on_broken=_lane_broken
+    )
+    server.start()
+    return server, "ok"
+
+
+def _lane_broken(error: BaseException) -> None:
+    # Shared memory that broke the protocol is never trusted again: exit, and the host's
+    # supervisor replaces this worker (the stderr tail carries the reason).
+    logger.error("fast lane protocol error, exiting for a restart: %s", error)
+    _flush_stdio()
+    os._exit(EXIT_LANE_BROKEN)
+
+
+def _report_ready(
+    protocol: ProtocolChannel, options: argparse.Namespace, socket_path: str, lane_status: str
+) -> None:
     protocol.emit(
         {
             "event": "ready",
@@ -205,6 +248,7 @@ def _report_ready(protocol: ProtocolChannel, options: argparse.Namespace, socket
             "protocol_version": PROTOCOL_VERSION,
             "address": f"unix:{socket_path}",
             "worker_id": options.worker_id,
+            "lane": lane_status,
         }
     )
     logger.info("worker %s serving %s on unix:%s", options.worker_id, options.adapter, socket_path)
@@ -337,6 +381,8 @@ def _parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--worker-id", required=True, help="this worker's id within the pool")
     parser.add_argument("--max-concurrency", type=_positive_int, default=1)
     parser.add_argument("--parent-pid", type=_positive_int, default=None)
+    parser.add_argument("--lane", default=None, help="fast-lane region name the host created")
+    parser.add_argument("--lane-spin-ns", type=int, default=None, help="fast-lane spin budget")
     return parser.parse_args(argv)
 
 

@@ -176,6 +176,18 @@ class FaultsAdapter(Adapter):
         """The worker's pid."""
         return os.getpid()
 
+    @tool
+    def corrupt_lane(self, kind: str) -> str:
+        """Publishes a broken frame on this worker's fast lane (see LaneServer.inject_fault):
+        the host must refuse it with a typed error and replace the worker."""
+        from snakepit_bridge.lane_server import active_server
+
+        server = active_server()
+        if server is None:
+            raise RuntimeError("this worker serves no fast lane (transport is gRPC)")
+        server.inject_fault(kind)
+        return kind
+
 
 def _die(signal: int) -> None:
     # Sent to this thread, not to the process: a process-directed SIGSEGV or SIGABRT may be

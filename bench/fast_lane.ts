@@ -1,0 +1,435 @@
+// Fast-lane benchmark (issue 9): a no-op call and a large byte round trip through the pool's
+// shared-memory fast lane and through its gRPC transport, beside the bare mechanism of subprocess
+// bridges (JSON lines over pipes, spawned with node:child_process from this same run) and
+// python-shell driving the same loop; plus the idle CPU of a fast-lane pool of 4. The call paths
+// are measured in rotating rounds so that machine noise and drift fall on all of them alike.
+// Run: `make bench`, or `bun run bench/fast_lane.ts` / `deno run -A bench/fast_lane.ts`.
+import { Buffer } from "node:buffer";
+import { spawn } from "node:child_process";
+import { readdirSync, readFileSync } from "node:fs";
+import { resolve } from "node:path";
+import process from "node:process";
+import { PythonShell } from "python-shell";
+import { Pool, type PoolOptions } from "../mod.ts";
+import { cpuPercentWhileIdle } from "./_cpu.ts";
+import { printTable, quantile, RUNTIME, sequentialLatenciesUs, throughput } from "./_stats.ts";
+
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+const CALLS_PER_ROUND = Number(process.env.BENCH_CALLS ?? 1000);
+const CONCURRENT_CALLS_PER_ROUND = Number(process.env.BENCH_CONCURRENT_CALLS ?? 2000);
+const CONCURRENCY = 16;
+const WARMUP = 300;
+const IDLE_SECONDS = Number(process.env.BENCH_IDLE_SECONDS ?? 10);
+const MIB = 1024 * 1024;
+/** Payload sizes and their repetitions; few at 64 MiB, where one repetition moves ~0.5 GB. */
+const PAYLOADS = [{ label: "1 MiB", bytes: MIB, repetitions: 9 }, {
+  label: "64 MiB",
+  bytes: 64 * MIB,
+  repetitions: 3,
+}];
+const TARGET_P50_RATIO_MAX = 0.5;
+const TARGET_CALLS_PER_SECOND_RATIO_MIN = 1.5;
+const RUNTIME_NAME = "Bun" in globalThis ? "Bun" : "Deno" in globalThis ? "Deno" : "Node";
+const python = resolve(".venv/bin/python");
+const loopScript = resolve("bench/_json_lines_loop.py");
+const base: PoolOptions = {
+  adapter: "snakepit_bridge.examples.echo:EchoAdapter",
+  workerLogs: "silent",
+  instance: "bench",
+};
+
+type Transport = "fast-lane" | "grpc";
+type Call = (tool: string, args: Record<string, unknown>) => Promise<unknown>;
+interface Reply {
+  id: number;
+  result?: unknown;
+  error?: string;
+}
+
+/** Replies of a JSON-lines loop, awaited by id. */
+class PendingReplies {
+  #nextId = 1;
+  readonly #waiting = new Map<
+    number,
+    { resolve: (value: unknown) => void; reject: (error: Error) => void }
+  >();
+
+  add(): [number, Promise<unknown>] {
+    const id = this.#nextId++;
+    return [id, new Promise((resolve, reject) => this.#waiting.set(id, { resolve, reject }))];
+  }
+
+  settle(reply: Reply): void {
+    const waiting = this.#waiting.get(reply.id);
+    if (!waiting) throw new Error(`reply to unknown call ${reply.id}`);
+    this.#waiting.delete(reply.id);
+    if (reply.error === undefined) waiting.resolve(reply.result);
+    else waiting.reject(new Error(reply.error));
+  }
+
+  failAll(error: Error): void {
+    for (const waiting of this.#waiting.values()) waiting.reject(error);
+    this.#waiting.clear();
+  }
+}
+
+/** The baseline: the Python loop on pipes, one JSON object a line each way. */
+function startJsonLinesLoop(): { call: Call; stop: () => void } {
+  const child = spawn(python, [loopScript], { stdio: ["pipe", "pipe", "inherit"] });
+  const replies = new PendingReplies();
+  let partial: Buffer[] = [];
+  child.stdout!.on("data", (chunk: Buffer) => {
+    let start = 0;
+    for (let newline = chunk.indexOf(10); newline !== -1; newline = chunk.indexOf(10, start)) {
+      partial.push(chunk.subarray(start, newline));
+      replies.settle(JSON.parse(Buffer.concat(partial).toString("utf8")));
+      partial = [];
+      start = newline + 1;
+    }
+    if (start < chunk.length) partial.push(chunk.subarray(start));
+  });
+  let exited: Error | undefined;
+  child.once(
+    "exit",
+    (code, signal) =>
+      replies.failAll(exited = new Error(`the JSON-lines loop exited (${code ?? signal})`)),
+  );
+  const call: Call = (tool, args) => {
+    if (exited) return Promise.reject(exited);
+    const [id, reply] = replies.add();
+    child.stdin!.write(JSON.stringify({ id, tool, args }) + "\n");
+    return reply;
+  };
+  return { call, stop: () => child.kill("SIGKILL") };
+}
+
+/** python-shell 5 in JSON mode driving the same loop; throws where it cannot run. */
+async function startPythonShell(): Promise<{ call: Call; stop: () => void }> {
+  const shell = new PythonShell(loopScript, { mode: "json", pythonPath: python });
+  const replies = new PendingReplies();
+  shell.on("message", (reply: Reply) => replies.settle(reply));
+  shell.on("error", (error: Error) => replies.failAll(error));
+  shell.on("close", () => replies.failAll(new Error("python-shell closed")));
+  const call: Call = (tool, args) => {
+    const [id, reply] = replies.add();
+    shell.send({ id, tool, args });
+    return reply;
+  };
+  const stop = () => void shell.kill("SIGKILL");
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise((_, reject) =>
+    timer = setTimeout(() => reject(new Error("no reply within 10 s")), 10_000)
+  );
+  try {
+    await Promise.race([call("noop", {}), timeout]);
+  } catch (error) {
+    stop();
+    throw error;
+  } finally {
+    clearTimeout(timer);
+  }
+  return { call, stop };
+}
+
+/** SIGKILLs this process's children running the loop (python-shell on Bun throws after spawning one). */
+function killLoopChildren(): void {
+  for (const entry of readdirSync("/proc").filter((name) => /^\d+$/.test(name))) {
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
+      const parentPid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+      if (
+        parentPid === process.pid &&
+        readFileSync(`/proc/${entry}/cmdline`, "utf8").includes(loopScript)
+      ) {
+        process.kill(Number(entry), "SIGKILL");
+      }
+    } catch {
+      // The process ended while it was being looked at.
+    }
+  }
+}
+
+/**
+ * A pool on `transport` with the default options (one call at a time per worker: the pool queues
+ * the other 15 of the 16 in flight, as it does for every non-thread-safe adapter).
+ */
+function startPool(transport: Transport, size: number, laneSpinUs?: number): Promise<Pool> {
+  return Pool.start({ ...base, size, transport, ...(laneSpinUs === undefined ? {} : { laneSpinUs }) });
+}
+const UNAVAILABLE = "n/a";
+
+/**
+ * The spin budget's trade-off: no-op latency, and the latency of a call longer than the spin
+ * (a 2 ms sleep: the host parks and the doorbell wakes it), at several budgets.
+ */
+async function printSpinTable(): Promise<void> {
+  const rows: string[][] = [];
+  for (const spinUs of [0, 20, 50, 200, 1000]) {
+    const pool = await startPool("fast-lane", 1, spinUs);
+    pools.push(pool);
+    const noop = await sequentialLatenciesUs(() => pool.call("noop", {}), CALLS_PER_ROUND, WARMUP);
+    const sleeps = await sequentialLatenciesUs(() => pool.call("block", { seconds: 0.002 }), 200, 20);
+    rows.push([
+      String(spinUs),
+      quantile(noop, 0.5).toFixed(1),
+      quantile(noop, 0.99).toFixed(0),
+      (quantile(sleeps, 0.5) - 2000).toFixed(0),
+      (quantile(sleeps, 0.99) - 2000).toFixed(0),
+    ]);
+    await pools.pop()!.close();
+  }
+  printTable(["laneSpinUs", "no-op p50 µs", "no-op p99 µs", "2 ms call p50 − 2 ms (µs)", "p99 − 2 ms (µs)"], rows);
+}
+
+function shortReason(error: unknown): string {
+  const message = error instanceof Error ? error.message : String(error);
+  return message.split(/\. \(|\n/)[0]!.slice(0, 80);
+}
+
+interface Path {
+  name: string;
+  call?: Call;
+  /** Why the path has no numbers. */
+  missing?: string;
+  samples: number[];
+  callsPerSecond: number[];
+}
+
+function ratio(value: number | undefined, baseline: number): string {
+  return value === undefined ? "" : `${(value / baseline).toFixed(2)}x`;
+}
+
+function target(
+  label: string,
+  value: number | undefined,
+  passes: (value: number) => boolean,
+): string {
+  if (value === undefined) return `${label}: ${UNAVAILABLE}`;
+  return `${label}: ${passes(value) ? "PASS" : "MISS"} (${value.toFixed(2)}x)`;
+}
+
+async function measureCalls(paths: Path[]): Promise<void> {
+  const live = paths.filter((path) => path.call);
+  for (const path of live) await sequentialLatenciesUs(() => path.call!("noop", {}), WARMUP, 0);
+  for (let round = 0; round < ROUNDS; round++) {
+    for (let index = 0; index < live.length; index++) {
+      const path = live[(index + round) % live.length]!;
+      const noop = () => path.call!("noop", {});
+      path.samples.push(...await sequentialLatenciesUs(noop, CALLS_PER_ROUND, 0));
+      path.callsPerSecond.push(await throughput(noop, CONCURRENCY, CONCURRENT_CALLS_PER_ROUND));
+    }
+  }
+}
+
+function printCallTable(paths: Path[]): void {
+  const rows = paths.map((path) =>
+    path.call
+      ? {
+        path,
+        p50: quantile(path.samples, 0.5),
+        p99: quantile(path.samples, 0.99),
+        callsPerSecond: quantile(path.callsPerSecond, 0.5),
+      }
+      : { path }
+  );
+  const baseline = rows[0] as Required<typeof rows[0]>;
+  printTable(
+    ["path", "p50 µs", "p99 µs", `calls/s @${CONCURRENCY}`, "p50 vs pipe", "calls/s vs pipe"],
+    rows.map((row) =>
+      row.p50 === undefined ? [row.path.name, row.path.missing!, "", "", "", ""] : [
+        row.path.name,
+        row.p50.toFixed(0),
+        row.p99!.toFixed(0),
+        row.callsPerSecond!.toFixed(0),
+        ratio(row.p50, baseline.p50),
+        ratio(row.callsPerSecond, baseline.callsPerSecond),
+      ]
+    ),
+  );
+  const fastLane = rows[3]!;
+  console.log();
+  console.log(
+    target(
+      `target: fast lane p50 <= ${TARGET_P50_RATIO_MAX}x pipe baseline`,
+      fastLane.p50 && fastLane.p50 / baseline.p50,
+      (value) => value <= TARGET_P50_RATIO_MAX,
+    ),
+  );
+  console.log(
+    target(
+      `target: fast lane calls/s >= ${TARGET_CALLS_PER_SECOND_RATIO_MIN}x pipe baseline`,
+      fastLane.callsPerSecond && fastLane.callsPerSecond / baseline.callsPerSecond,
+      (value) => value >= TARGET_CALLS_PER_SECOND_RATIO_MIN,
+    ),
+  );
+}
+
+function sameBytes(actual: unknown, expected: Uint8Array): boolean {
+  if (!(actual instanceof Uint8Array)) return false;
+  return Buffer.compare(
+    Buffer.from(actual.buffer, actual.byteOffset, actual.byteLength),
+    Buffer.from(expected.buffer),
+  ) === 0;
+}
+
+/** Median ms of `repetitions` round trips of `source` (after one unmeasured), checked unchanged. */
+async function medianRoundTripMs(
+  echo: (bytes: Uint8Array) => Promise<unknown>,
+  source: Uint8Array,
+  repetitions: number,
+): Promise<number> {
+  const samples: number[] = [];
+  for (let repetition = 0; repetition <= repetitions; repetition++) {
+    const start = performance.now();
+    const result = await echo(source);
+    if (repetition > 0) samples.push(performance.now() - start);
+    if (!sameBytes(result, source)) {
+      throw new Error(`the ${source.byteLength}-byte round trip changed the bytes`);
+    }
+  }
+  return quantile(samples, 0.5);
+}
+
+async function printPayloadTable(
+  echoes: { name: string; echo?: (bytes: Uint8Array) => Promise<unknown>; missing?: string }[],
+) {
+  const copy = {
+    name: "reference: new Uint8Array(source) copy",
+    echo: (bytes: Uint8Array) => Promise.resolve(new Uint8Array(bytes)),
+  };
+  const all = [...echoes, copy];
+  const medians = new Map<string, (number | undefined)[]>(all.map((path) => [path.name, []]));
+  for (const payload of PAYLOADS) {
+    const source = new Uint8Array(payload.bytes);
+    for (let index = 0; index < source.length; index++) {
+      source[index] = (index * 2_654_435_761) >>> 24;
+    }
+    for (const path of all) {
+      medians.get(path.name)!.push(
+        path.echo ? await medianRoundTripMs(path.echo, source, payload.repetitions) : undefined,
+      );
+    }
+  }
+  const [pipe] = medians.values();
+  const copyMedians = medians.get(copy.name)!;
+  printTable(
+    [
+      "round trip of a Uint8Array (median ms)",
+      ...PAYLOADS.flatMap((payload) => [payload.label, "vs pipe", "vs copy"]),
+    ],
+    all.map((path) =>
+      path.echo
+        ? [
+          path.name,
+          ...medians.get(path.name)!.flatMap((
+            ms,
+            index,
+          ) => [ms!.toFixed(2), ratio(ms, pipe![index]!), ratio(ms, copyMedians[index]!)]),
+        ]
+        : [
+          path.name,
+          (path as { missing?: string }).missing!,
+          ...PAYLOADS.flatMap(() => ["", ""]),
+          "",
+        ]
+    ),
+  );
+}
+
+console.log(
+  `fast lane on ${RUNTIME}: ${ROUNDS} rotating rounds of ${CALLS_PER_ROUND} sequential no-op calls and ` +
+    `${CONCURRENT_CALLS_PER_ROUND} with ${CONCURRENCY} in flight; one worker\n`,
+);
+const pools: Pool[] = [];
+const stops: (() => void)[] = [];
+try {
+  // python-shell first: where it throws after spawning the loop, its orphan is the only loop to kill.
+  const shell = await startPythonShell().catch((error) => (killLoopChildren(), shortReason(error)));
+  if (typeof shell !== "string") stops.push(shell.stop);
+  const loop = startJsonLinesLoop();
+  stops.push(loop.stop);
+  const grpcPool = await startPool("grpc", 1);
+  const fastLanePool = await startPool("fast-lane", 1);
+  for (const pool of [grpcPool, fastLanePool]) if (pool) pools.push(pool);
+  const poolCall = (pool: Pool | undefined): Call | undefined =>
+    pool && ((tool, args) => pool.call(tool, args));
+  const paths: Path[] = [
+    { name: "baseline: JSON lines over pipes", call: loop.call, samples: [], callsPerSecond: [] },
+    typeof shell === "string"
+      ? {
+        name: "python-shell 5.0.0 (JSON mode)",
+        missing: `fails on ${RUNTIME_NAME}: ${shell}`,
+        samples: [],
+        callsPerSecond: [],
+      }
+      : {
+        name: "python-shell 5.0.0 (JSON mode)",
+        call: shell.call,
+        samples: [],
+        callsPerSecond: [],
+      },
+    {
+      name: 'snakepit, transport "grpc"',
+      call: poolCall(grpcPool),
+      missing: UNAVAILABLE,
+      samples: [],
+      callsPerSecond: [],
+    },
+    {
+      name: 'snakepit, transport "fast-lane"',
+      call: poolCall(fastLanePool),
+      missing: UNAVAILABLE,
+      samples: [],
+      callsPerSecond: [],
+    },
+  ];
+  await measureCalls(paths);
+  printCallTable(paths);
+
+  console.log();
+  const poolEcho = (pool: Pool | undefined) =>
+    pool && ((bytes: Uint8Array) => pool.call("echo", { value: bytes }));
+  await printPayloadTable([
+    {
+      name: "baseline: JSON lines over pipes (base64)",
+      echo: async (bytes) => {
+        const encoded = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString(
+          "base64",
+        );
+        const reply = await loop.call("echo", { value: encoded }) as string;
+        return Buffer.from(reply, "base64");
+      },
+    },
+    { name: 'snakepit, transport "grpc"', echo: poolEcho(grpcPool), missing: UNAVAILABLE },
+    { name: 'snakepit, transport "fast-lane"', echo: poolEcho(fastLanePool), missing: UNAVAILABLE },
+  ]);
+  for (const pool of pools.splice(0)) await pool.close();
+
+  console.log();
+  const idleRows: string[][] = [];
+  for (const transport of ["fast-lane", "grpc"] as const) {
+    const pool = await startPool(transport, 4);
+    if (!pool) {
+      idleRows.push([`pool of 4, transport "${transport}"`, UNAVAILABLE]);
+      continue;
+    }
+    pools.push(pool);
+    await new Promise((resolve) => setTimeout(resolve, 1000)); // Let start-up work settle first.
+    const pids = pool.stats().workers.flatMap((worker) =>
+      worker.pid === undefined ? [] : [worker.pid]
+    );
+    idleRows.push([
+      `pool of 4, transport "${transport}"`,
+      (await cpuPercentWhileIdle(pids, IDLE_SECONDS)).toFixed(2),
+    ]);
+    await pools.pop()!.close();
+  }
+  printTable([`idle over ${IDLE_SECONDS} s, host + workers`, "CPU % of one core"], idleRows);
+
+  console.log();
+  await printSpinTable();
+} finally {
+  await Promise.allSettled(pools.map((pool) => pool.close()));
+  for (const stop of stops) stop();
+  killLoopChildren();
+}

@@ -1,0 +1,489 @@
+"""`LaneServer`: serves the servicer's calls over the fast lane, beside its gRPC server.
+
+One reader thread takes frames off the request ring. A call runs on that thread when nothing
+else is running and the adapter runs one call at a time (no thread hand-off: the cheapest
+path); otherwise, and for every stream, it runs on a pool thread so that the reader keeps
+reading (cancels, stream credits, more calls). Plain sync tools without `ctx` take a lean path;
+everything else goes through the servicer's `Execute` / `ExecuteStream`, so both transports
+share one implementation of sessions, deadlines, cancellation, async tools and errors.
+
+Waiting: spin for `spin_ns`, then park on the request head's futex (the GIL is released). The
+host is woken by a byte on the protocol pipe, written only when it said it parked.
+"""
+
+from __future__ import annotations
+
+import collections
+import concurrent.futures
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import msgpack
+
+from snakepit_bridge import codec, log_records
+from snakepit_bridge._generated import worker_pb2
+from snakepit_bridge._server_support import encode_result
+from snakepit_bridge.lane import (
+    FRAME_SPILL,
+    NO_FLAG,
+    OFF_HOST_PARKED,
+    OFF_REQ_HEAD,
+    OFF_REQ_PARKED,
+    OFF_REQ_TAIL,
+    OFF_RESP_HEAD,
+    OFF_RESP_SPACE_PARKED,
+    OFF_RESP_TAIL,
+    REQ_CALL,
+    REQ_CANCEL,
+    REQ_CREDIT,
+    RESP_END,
+    RESP_ERROR,
+    RESP_ITEM,
+    RESP_RESULT,
+    RESP_STREAM_ERROR,
+    U32_MASK,
+    Lane,
+    LaneProtocolError,
+    decode_frame,
+)
+from snakepit_bridge.native_region import Region
+from snakepit_bridge.server import WorkerServicer
+
+logger = logging.getLogger("snakepit_bridge.lane")
+
+# Spin budget before parking, both for a new request and for response-ring space. Measured in
+# bench/fast_lane.ts: a sequential caller's next request arrives within ~15-30 us of a reply.
+DEFAULT_SPIN_NS = 50_000
+# A parked reader wakes this often to notice stop(); an idle worker does nothing else.
+PARK_TIMEOUT_NS = 1_000_000_000
+
+
+class _RpcContext:
+    """What the servicer needs of a gRPC context (add_callback, is_active), for a lane call.
+
+    Also the stream's credit account: a streaming call may send an item only with credit.
+    """
+
+    __slots__ = ("_callbacks", "_active", "_credit", "_condition")
+
+    def __init__(self, credit: int = 0) -> None:
+        self._callbacks: list[Callable[[], Any]] = []
+        self._active = True
+        self._credit = credit
+        self._condition = threading.Condition()
+
+    def add_callback(self, callback: Callable[[], Any]) -> bool:
+        with self._condition:
+            if not self._active:
+                return False
+            self._callbacks.append(callback)
+            return True
+
+    def is_active(self) -> bool:
+        return self._active
+
+    def cancel(self) -> None:
+        with self._condition:
+            if not self._active:
+                return
+            self._active = False
+            callbacks, self._callbacks = self._callbacks, []
+            self._condition.notify_all()
+        for callback in callbacks:
+            try:
+                callback()
+            except Exception:  # noqa: BLE001 - one failing callback must not stop the rest
+                logger.exception("lane cancel callback failed")
+
+    def grant(self, items: int) -> None:
+        with self._condition:
+            self._credit += items
+            self._condition.notify_all()
+
+    def take_credit(self) -> bool:
+        """Waits for one item's credit; False when the call was cancelled meanwhile."""
+        with self._condition:
+            while self._active and self._credit <= 0:
+                self._condition.wait()
+            if not self._active:
+                return False
+            self._credit -= 1
+            return True
+
+
+_active: LaneServer | None = None
+
+# Broken response frames `LaneServer.inject_fault` can write.
+FAULT_KINDS = ("stale-epoch", "torn", "oversized", "garbage", "unknown-id")
+
+
+def active_server() -> LaneServer | None:
+    """The lane this worker serves, if any (for diagnostics and fault-injection tests)."""
+    return _active
+
+
+class LaneServer:
+    """Serves one lane until `stop()`; a protocol error stops it and calls `on_broken`."""
+
+    def __init__(
+        self,
+        servicer: WorkerServicer,
+        lane: Lane,
+        doorbell_fd: int,
+        *,
+        spin_ns: int = DEFAULT_SPIN_NS,
+        on_broken: Callable[[BaseException], None] | None = None,
+    ) -> None:
+        self._servicer = servicer
+        self._lane = lane
+        self._doorbell_fd = doorbell_fd
+        self._spin_ns = spin_ns
+        self._on_broken = on_broken
+        self._stopping = False
+        self._send_lock = threading.Lock()
+        self._resp_head = lane.load(OFF_RESP_HEAD)
+        # Native out-words: one for the reader thread, one for senders (under the send lock).
+        self._reader_out = lane.out_word()
+        self._sender_out = lane.out_word()
+        self._spills: collections.deque[tuple[int, Region]] = collections.deque()
+        self._contexts: dict[str, _RpcContext] = {}
+        self._contexts_lock = threading.Lock()
+        # Ids cancelled before their call frame was read (bounded: oldest forgotten first).
+        self._cancelled_early: collections.OrderedDict[str, None] = collections.OrderedDict()
+        self._pool = concurrent.futures.ThreadPoolExecutor(
+            max_workers=servicer.max_concurrency + 1, thread_name_prefix="snakepit-lane"
+        )
+        self._pool_busy = 0
+        self._pool_lock = threading.Lock()
+        self._inline_ok = servicer.max_concurrency == 1
+        self._packb = msgpack.Packer(use_bin_type=True).pack
+        self._thread = threading.Thread(target=self._run, name="snakepit-lane-reader", daemon=True)
+
+    def start(self) -> None:
+        global _active
+        _active = self
+        self._thread.start()
+
+    def inject_fault(self, kind: str) -> None:
+        """Publishes one broken response frame, for tests of the host's defences: a slot from
+        another epoch, a torn slot (wrong sequence), a length past the slot, bytes that are not
+        msgpack, or a reply to a request that does not exist."""
+        if kind not in FAULT_KINDS:
+            raise ValueError(f"fault kind must be one of {', '.join(FAULT_KINDS)}, got {kind!r}")
+        lane = self._lane
+        with self._send_lock:
+            head = self._resp_head
+            ring = lane.responses
+            if kind == "garbage":
+                ring.write(head, b"\xc1\xc1\xc1")  # 0xc1 is a byte msgpack never uses
+            else:
+                ring.write(head, self._packb([RESP_RESULT, "no-such-request", b"", 1, 0, 0, 0]))
+            if kind == "stale-epoch":
+                ring.patch_header(head, 1, lane.epoch ^ 0x5A5A5A5A)
+            elif kind == "torn":
+                ring.patch_header(head, 0, head + 7)
+            elif kind == "oversized":
+                ring.patch_header(head, 2, ring.capacity + 1)
+            self._resp_head = (head + 1) & U32_MASK
+            if lane.publish(OFF_RESP_HEAD, self._resp_head, OFF_HOST_PARKED, self._sender_out):
+                self._ring_doorbell()
+
+    def stop(self, timeout_s: float = 1.0) -> None:
+        """Stops reading, cancels what runs, and unmaps the lane."""
+        self._stopping = True
+        self._lane.wake(OFF_REQ_HEAD)
+        with self._contexts_lock:
+            running = list(self._contexts.values())
+        for context in running:
+            context.cancel()
+        self._thread.join(min(timeout_s, 0.1))
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        with self._send_lock:
+            while self._spills:
+                self._spills.popleft()[1].close()
+
+    # --- reading ----------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        try:
+            self._serve()
+        except BaseException as error:  # noqa: BLE001 - a broken lane ends the worker's service
+            if self._stopping:
+                return
+            logger.error("fast lane broken: %s", error)
+            if self._on_broken is not None:
+                self._on_broken(error)
+
+    def _serve(self) -> None:
+        lane = self._lane
+        requests = lane.requests
+        consumed = lane.load(OFF_REQ_TAIL)
+        out = self._reader_out
+        while not self._stopping:
+            head = lane.wait(
+                OFF_REQ_HEAD, consumed, OFF_REQ_PARKED, self._spin_ns, PARK_TIMEOUT_NS, out
+            )
+            if head is None or head == consumed:
+                continue
+            if (head - consumed) & U32_MASK > lane.slot_count:
+                raise LaneProtocolError(
+                    f"request head {head} is more than {lane.slot_count} frames past {consumed}"
+                )
+            frames = []
+            while consumed != head:
+                frames.append(self._frame(requests.read(consumed), consumed))
+                consumed = (consumed + 1) & U32_MASK
+            lane.publish(OFF_REQ_TAIL, consumed, NO_FLAG, out)
+            calls = [frame for frame in frames if not self._control(frame)]
+            for frame in calls:
+                self._start(frame)
+
+    def _frame(self, data: bytes, index: int) -> list[Any]:
+        frame = decode_frame(data, index)
+        if frame[0] == FRAME_SPILL:
+            if len(frame) != 3:
+                raise LaneProtocolError(f"frame {index}: bad spill frame {frame!r:.80}")
+            frame = decode_frame(self._lane.read_spill(frame[1], frame[2]), index)
+        return frame
+
+    def _control(self, frame: list[Any]) -> bool:
+        """Handles cancel and credit frames, in ring order; True when `frame` was one.
+
+        A stream's context is registered here, before any later frame of the same batch (its
+        credit, its cancel) is looked at.
+        """
+        kind = frame[0]
+        if kind == REQ_CALL:
+            if len(frame) != 10 or not isinstance(frame[1], str) or not isinstance(frame[2], str):
+                raise LaneProtocolError(f"bad call frame {frame!r:.120}")
+            if frame[9]:
+                with self._contexts_lock:
+                    self._contexts[frame[1]] = _RpcContext()
+            return False
+        if kind == REQ_CANCEL and len(frame) == 2:
+            self._cancel(str(frame[1]))
+            return True
+        if kind == REQ_CREDIT and len(frame) == 3 and isinstance(frame[2], int):
+            with self._contexts_lock:
+                context = self._contexts.get(str(frame[1]))
+            if context is not None:
+                context.grant(frame[2])
+            return True
+        raise LaneProtocolError(f"unknown request frame {frame!r:.120}")
+
+    def _cancel(self, request_id: str) -> None:
+        with self._contexts_lock:
+            context = self._contexts.get(request_id)
+            if context is None:
+                self._cancelled_early[request_id] = None
+                while len(self._cancelled_early) > 4096:
+                    self._cancelled_early.popitem(last=False)
+        if context is not None:
+            context.cancel()
+        self._servicer.Cancel(worker_pb2.CancelRequest(request_id=request_id), None)
+
+    def _start(self, frame: list[Any]) -> None:
+        request_id = frame[1]
+        stream = bool(frame[9])
+        with self._contexts_lock:
+            if request_id in self._cancelled_early:
+                # Aborted before it was read: it never runs, and the host expects no reply.
+                del self._cancelled_early[request_id]
+                return
+            if stream and not self._contexts[request_id].is_active():
+                del self._contexts[request_id]
+                return
+        with self._pool_lock:
+            inline = self._inline_ok and not stream and self._pool_busy == 0
+            if not inline:
+                self._pool_busy += 1
+        if inline:
+            self._call(frame, lean=True)
+        else:
+            self._pool.submit(self._pooled, frame, stream)
+
+    def _pooled(self, frame: list[Any], stream: bool) -> None:
+        try:
+            self._stream(frame) if stream else self._call(frame, lean=False)
+        except BaseException as error:  # noqa: BLE001
+            if not self._stopping:
+                logger.error("fast lane call failed outside the tool: %s", error)
+                if self._on_broken is not None:
+                    self._on_broken(error)
+        finally:
+            with self._pool_lock:
+                self._pool_busy -= 1
+
+    # --- running calls ----------------------------------------------------------------------
+
+    def _call(self, frame: list[Any], *, lean: bool) -> None:
+        """Runs a call; the lean path only on the reader thread (its counters are unlocked)."""
+        _, request_id, tool_name, _args, _encoding, _session, deadline, _corr, _tp, _ = frame
+        tool = self._servicer.lean_tool(tool_name) if lean else None
+        if tool is not None and (not deadline or deadline > time.time() * 1000):
+            reply = self._lean_call(tool, frame)
+            if reply is not None:
+                self._send(reply)
+                return
+        context = _RpcContext()
+        with self._contexts_lock:
+            self._contexts[request_id] = context
+        try:
+            response = self._servicer.Execute(_request(frame), context)
+        finally:
+            with self._contexts_lock:
+                self._contexts.pop(request_id, None)
+        if response.WhichOneof("outcome") == "error":
+            self._send(self._packb([RESP_ERROR, request_id, response.SerializeToString()]))
+            return
+        timing = response.timing
+        result = response.result
+        self._send(
+            self._packb(
+                [
+                    RESP_RESULT,
+                    request_id,
+                    result.data,
+                    result.encoding,
+                    timing.decode_ns,
+                    timing.execute_ns,
+                    timing.encode_ns,
+                ]
+            )
+        )
+
+    def _lean_call(self, tool: Any, frame: list[Any]) -> bytes | None:
+        """A plain sync tool without ctx: decode, bind, run, encode, with no per-call objects.
+
+        Returns None (the caller takes the servicer's path, which reports the error properly)
+        when the arguments do not decode to a fitting map.
+        """
+        _, request_id, _tool, args, encoding, _session, _deadline, correlation, traceparent, _ = frame
+        started = time.perf_counter_ns()
+        try:
+            encoding = codec.resolve_encoding(encoding)
+            arguments = codec.decode(args, encoding) if args else {}
+            if not isinstance(arguments, dict) or not all(isinstance(k, str) for k in arguments):
+                return None
+            tool.bind(arguments)
+        except Exception:  # noqa: BLE001 - reported by the servicer's path
+            return None
+        decoded = time.perf_counter_ns()
+        servicer = self._servicer
+        servicer.lane_call = request_id
+        token = log_records.bind_call(correlation, traceparent)
+        try:
+            result = tool.function(**arguments)
+        except BaseException as error:  # noqa: BLE001 - every failure is reported as data
+            return self._error_reply(request_id, error)
+        finally:
+            log_records.unbind_call(token)
+            servicer.lane_call_done()
+        executed = time.perf_counter_ns()
+        try:
+            data = encode_result(result, encoding)
+        except BaseException as error:  # noqa: BLE001
+            return self._error_reply(request_id, error)
+        encoded = time.perf_counter_ns()
+        return self._packb(
+            [
+                RESP_RESULT,
+                request_id,
+                data,
+                encoding,
+                decoded - started,
+                executed - decoded,
+                encoded - executed,
+            ]
+        )
+
+    def _error_reply(self, request_id: str, error: BaseException) -> bytes:
+        from snakepit_bridge._server_support import safe_payload
+
+        response = worker_pb2.ExecuteResponse(request_id=request_id, error=safe_payload(error))
+        return self._packb([RESP_ERROR, request_id, response.SerializeToString()])
+
+    def _stream(self, frame: list[Any]) -> None:
+        request_id = frame[1]
+        with self._contexts_lock:
+            context = self._contexts[request_id]
+        chunks = self._servicer.ExecuteStream(_request(frame), context)
+        try:
+            for chunk in chunks:
+                body = chunk.WhichOneof("body")
+                if body == "item":
+                    if not context.take_credit():
+                        return  # Cancelled: closing the generator stops the tool.
+                    reply = [RESP_ITEM, request_id, chunk.item.data, chunk.item.encoding, chunk.sequence]
+                elif body == "end":
+                    reply = [RESP_END, request_id, chunk.end.items]
+                else:
+                    reply = [RESP_STREAM_ERROR, request_id, chunk.SerializeToString()]
+                self._send(self._packb(reply))
+        finally:
+            chunks.close()
+            with self._contexts_lock:
+                self._contexts.pop(request_id, None)
+
+    # --- writing ----------------------------------------------------------------------------
+
+    def _send(self, frame: bytes) -> None:
+        lane = self._lane
+        with self._send_lock:
+            if len(frame) > lane.responses.capacity:
+                frame = self._spill(frame)
+            head = self._resp_head
+            tail = lane.load(OFF_RESP_TAIL)
+            while (head - tail) & U32_MASK >= lane.slot_count:
+                waited = lane.wait(
+                    OFF_RESP_TAIL,
+                    tail,
+                    OFF_RESP_SPACE_PARKED,
+                    self._spin_ns,
+                    PARK_TIMEOUT_NS,
+                    self._sender_out,
+                )
+                if self._stopping:
+                    return
+                tail = lane.load(OFF_RESP_TAIL) if waited is None else waited
+            lane.responses.write(head, frame)
+            head = (head + 1) & U32_MASK
+            self._resp_head = head
+            if lane.publish(OFF_RESP_HEAD, head, OFF_HOST_PARKED, self._sender_out):
+                self._ring_doorbell()
+            self._close_read_spills(tail)
+
+    def _spill(self, frame: bytes) -> bytes:
+        region = self._lane.write_spill(frame)
+        self._spills.append((self._resp_head, region))
+        return self._packb([FRAME_SPILL, region.name, len(frame)])
+
+    def _close_read_spills(self, tail: int) -> None:
+        # A spilled frame at index i has been read once the host's tail is past i.
+        spills = self._spills
+        while spills and 0 < ((tail - spills[0][0]) & U32_MASK) <= self._lane.slot_count:
+            _, region = spills.popleft()
+            region.close()
+
+    def _ring_doorbell(self) -> None:
+        try:
+            os.write(self._doorbell_fd, b"\n")
+        except OSError as error:  # The host is gone; its death stops this worker anyway.
+            logger.debug("doorbell write failed: %s", error)
+
+
+def _request(frame: list[Any]) -> worker_pb2.ExecuteRequest:
+    _, request_id, tool, args, encoding, session, deadline, correlation, traceparent, _ = frame
+    return worker_pb2.ExecuteRequest(
+        request_id=request_id,
+        tool=tool,
+        args=worker_pb2.Payload(encoding=encoding, data=args),
+        session_id=session,
+        deadline_unix_ms=int(deadline),
+        metadata=worker_pb2.CallMetadata(correlation_id=correlation, traceparent=traceparent),
+    )
+

@@ -1,0 +1,170 @@
+/**
+ * The fast lane's shared-memory layout: a request ring and a response ring in one region.
+ *
+ * Byte offsets from the region's payload start (every word a little-endian u32):
+ *
+ * ```
+ *   0    magic "SPLN", version, epoch (random, non-zero), slot_bytes, slot_count
+ *   64   request head   (host publishes: frames written) | 68  worker parked on it
+ *   128  request tail   (worker publishes: frames read)
+ *   192  response head  (worker publishes)                | 196 host parked (wants the doorbell)
+ *   256  response tail  (host publishes)                  | 260 worker parked waiting for space
+ *   512  request slots, then response slots (slot_count x slot_bytes each)
+ * ```
+ *
+ * A slot is a 16-byte header (sequence = the frame's index, epoch, length, reserved) and a
+ * msgpack array. Counters are u32 and wrap. A slot is trusted only when its sequence and epoch
+ * match: a ring left by a dead process, or a torn write, is refused and never read as data.
+ * Kept in step with python/src/snakepit_bridge/lane.py.
+ *
+ * @module
+ */
+
+/** "SPLN", little-endian. */
+export const LANE_MAGIC = 0x4e4c5053;
+/** The lane protocol version this host speaks. */
+export const LANE_VERSION = 1;
+export const HEADER_BYTES = 512;
+export const SLOT_HEADER_BYTES = 16;
+export const OFF = {
+  magic: 0,
+  version: 4,
+  epoch: 8,
+  slotBytes: 12,
+  slotCount: 16,
+  reqHead: 64,
+  reqParked: 68,
+  reqTail: 128,
+  respHead: 192,
+  hostParked: 196,
+  respTail: 256,
+  respSpaceParked: 260,
+} as const;
+/** Default slot size: a no-op call is ~100 bytes; bigger frames spill to a region of their own. */
+export const SLOT_BYTES_DEFAULT = 8192;
+/** Default slots per ring (a power of two). */
+export const SLOT_COUNT_DEFAULT = 64;
+
+/** Request frame kinds (host to worker). */
+export const REQ = { call: 1, cancel: 2, credit: 3 } as const;
+/** Response frame kinds (worker to host). */
+export const RESP = { result: 1, error: 2, item: 3, end: 4, streamError: 5 } as const;
+/** A frame that lies in a region of its own: `[9, region name, bytes]`. */
+export const FRAME_SPILL = 9;
+
+/** The lane's shared memory broke the protocol (stale, torn or malformed slot or frame). */
+export class LaneProtocolError extends Error {
+  constructor(message: string) {
+    super(`Fast lane protocol error: ${message}`);
+    this.name = "LaneProtocolError";
+  }
+}
+
+/** Bytes a lane region's payload needs. */
+export function laneRegionBytes(slotBytes = SLOT_BYTES_DEFAULT, slotCount = SLOT_COUNT_DEFAULT): number {
+  return HEADER_BYTES + 2 * slotBytes * slotCount;
+}
+
+/** The host's view of a lane region: header words, both rings. */
+export class LaneLayout {
+  readonly words: Uint32Array;
+  readonly bytes: Uint8Array;
+  readonly epoch: number;
+  readonly slotBytes: number;
+  readonly slotCount: number;
+  readonly capacity: number;
+  readonly #mask: number;
+
+  /** Wraps an initialized region payload (see {@link LaneLayout.initialize}). */
+  constructor(bytes: Uint8Array) {
+    this.bytes = bytes;
+    this.words = new Uint32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength >>> 2);
+    const words = this.words;
+    if (words[OFF.magic >>> 2] !== LANE_MAGIC) throw new LaneProtocolError("the region is not a fast lane");
+    if (words[OFF.version >>> 2] !== LANE_VERSION) {
+      throw new LaneProtocolError(`the lane speaks version ${words[OFF.version >>> 2]}, this host ${LANE_VERSION}`);
+    }
+    this.epoch = words[OFF.epoch >>> 2];
+    this.slotBytes = words[OFF.slotBytes >>> 2];
+    this.slotCount = words[OFF.slotCount >>> 2];
+    this.capacity = this.slotBytes - SLOT_HEADER_BYTES;
+    this.#mask = this.slotCount - 1;
+  }
+
+  /** Writes a fresh header (random epoch, zeroed counters) into `bytes`. */
+  static initialize(bytes: Uint8Array, slotBytes = SLOT_BYTES_DEFAULT, slotCount = SLOT_COUNT_DEFAULT): LaneLayout {
+    if (bytes.byteLength < laneRegionBytes(slotBytes, slotCount)) {
+      throw new RangeError(`A lane of ${slotCount} x ${slotBytes}-byte slots needs ${laneRegionBytes(slotBytes, slotCount)} bytes`);
+    }
+    const words = new Uint32Array(bytes.buffer, bytes.byteOffset, HEADER_BYTES >>> 2);
+    words.fill(0);
+    const epoch = new Uint32Array(1);
+    while (epoch[0] === 0) crypto.getRandomValues(epoch);
+    words[OFF.version >>> 2] = LANE_VERSION;
+    words[OFF.epoch >>> 2] = epoch[0];
+    words[OFF.slotBytes >>> 2] = slotBytes;
+    words[OFF.slotCount >>> 2] = slotCount;
+    // Magic last: a reader never sees a magic with a half-written header.
+    Atomics.store(words, OFF.magic >>> 2, LANE_MAGIC);
+    return new LaneLayout(bytes);
+  }
+
+  /** Byte offset of request slot `index`. */
+  requestSlot(index: number): number {
+    return HEADER_BYTES + (index & this.#mask) * this.slotBytes;
+  }
+
+  /** Byte offset of response slot `index`. */
+  responseSlot(index: number): number {
+    return HEADER_BYTES + (this.slotCount + (index & this.#mask)) * this.slotBytes;
+  }
+
+  /** Writes frame `index` into the request ring (the caller publishes the head after). */
+  writeRequest(index: number, frame: Uint8Array): void {
+    const offset = this.requestSlot(index);
+    this.bytes.set(frame, offset + SLOT_HEADER_BYTES);
+    const word = offset >>> 2;
+    this.words[word] = index >>> 0;
+    this.words[word + 1] = this.epoch;
+    this.words[word + 2] = frame.byteLength;
+    this.words[word + 3] = 0;
+  }
+
+  /** A copy of response frame `index`, checked against its slot header. */
+  readResponse(index: number): Uint8Array {
+    return this.#read(this.responseSlot(index), index);
+  }
+
+  /** A copy of request frame `index` (for tests and diagnostics). */
+  readRequest(index: number): Uint8Array {
+    return this.#read(this.requestSlot(index), index);
+  }
+
+  #read(offset: number, index: number): Uint8Array {
+    const word = offset >>> 2;
+    const sequence = this.words[word];
+    const epoch = this.words[word + 1];
+    const length = this.words[word + 2];
+    if (epoch !== this.epoch) {
+      throw new LaneProtocolError(
+        `slot of frame ${index} carries epoch 0x${epoch.toString(16)}, the lane's is 0x${this.epoch.toString(16)} (a stale ring)`,
+      );
+    }
+    if (sequence !== (index >>> 0)) {
+      throw new LaneProtocolError(`slot of frame ${index} carries frame ${sequence} (a stale or torn slot)`);
+    }
+    if (length === 0 || length > this.capacity) {
+      throw new LaneProtocolError(`frame ${index} claims ${length} bytes; a slot holds 1 to ${this.capacity}`);
+    }
+    const start = offset + SLOT_HEADER_BYTES;
+    return this.bytes.slice(start, start + length);
+  }
+
+  load(offset: number): number {
+    return Atomics.load(this.words, offset >>> 2);
+  }
+
+  store(offset: number, value: number): void {
+    Atomics.store(this.words, offset >>> 2, value >>> 0);
+  }
+}
