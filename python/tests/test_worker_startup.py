@@ -28,6 +28,7 @@ def test_worker_prints_one_ready_line_with_pid_protocol_address_and_worker_id(st
         "protocol_version": 1,
         "address": f"unix:{worker.socket_path}",
         "worker_id": "w0",
+        "lane": "off",
     }
     assert worker.first_line.endswith(b"}\n")
     assert b" " not in worker.first_line.strip()

@@ -36,7 +36,7 @@ export interface ReadyReport {
   pid: number;
   address: string;
   protocolVersion: number;
-  /** "ok" when the worker serves the fast lane it was given; otherwise why not. */
+  /** "ok" when the worker serves the fast lane it was given, "off" when it was given none, otherwise why not. */
   lane: string;
 }
 
@@ -145,7 +145,7 @@ export class WorkerProcess {
             pid: Number(message.pid),
             address: String(message.address),
             protocolVersion: Number(message.protocol_version),
-            lane: String(message.lane ?? "not requested"),
+            lane: String(message.lane ?? "off"),
           },
         });
       } else if (message?.event === "startup_error") {

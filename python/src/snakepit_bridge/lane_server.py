@@ -58,8 +58,9 @@ logger = logging.getLogger("snakepit_bridge.lane")
 # Spin budget before parking, both for a new request and for response-ring space. Measured in
 # bench/fast_lane.ts: a sequential caller's next request arrives within ~15-30 us of a reply.
 DEFAULT_SPIN_NS = 50_000
-# A parked reader wakes this often to notice stop(); an idle worker does nothing else.
-PARK_TIMEOUT_NS = 1_000_000_000
+# A parked reader returns to Python this often to notice stop() (a futex wake alone does not end
+# a wait whose word is unchanged); an idle worker does nothing else.
+PARK_TIMEOUT_NS = 200_000_000
 
 
 class _RpcContext:
@@ -193,14 +194,15 @@ class LaneServer:
                 self._ring_doorbell()
 
     def stop(self, timeout_s: float = 1.0) -> None:
-        """Stops reading, cancels what runs, and unmaps the lane."""
+        """Stops reading and cancels what runs; the reader ends within PARK_TIMEOUT_NS. The
+        caller closes the lane afterwards (the worker's exit unmaps it in any case)."""
         self._stopping = True
         self._lane.wake(OFF_REQ_HEAD)
         with self._contexts_lock:
             running = list(self._contexts.values())
         for context in running:
             context.cancel()
-        self._thread.join(min(timeout_s, 0.1))
+        self._thread.join(min(timeout_s, PARK_TIMEOUT_NS / 1e9 + 0.1))
         self._pool.shutdown(wait=False, cancel_futures=True)
         with self._send_lock:
             while self._spills:

@@ -212,7 +212,7 @@ def _start_lane(
 ) -> tuple[Any, str]:
     """Serves the host's fast lane when it named one: (server, "ok"), or (None, why not)."""
     if options.lane is None:
-        return None, "not requested"
+        return None, "off"
     try:
         from snakepit_bridge.lane import Lane
         from snakepit_bridge.lane_server import DEFAULT_SPIN_NS, LaneServer

@@ -68,6 +68,8 @@ export interface LaneEnvironment {
 
 interface PendingCall {
   kind: "call";
+  /** Absolute deadline in Unix ms; 0 for none. */
+  deadline: number;
   resolve: (outcome: WireOutcome) => void;
   reject: (error: Error) => void;
   cleanup: () => void;
@@ -159,6 +161,7 @@ export class FastLaneTransport implements WorkerTransport {
       const onAbort = () => abandon(new ChannelError("CANCELLED: the call was aborted", GRPC_CANCELLED));
       const entry: PendingCall = {
         kind: "call",
+        deadline: request.deadlineUnixMs,
         resolve,
         reject,
         cleanup: () => {
@@ -427,6 +430,12 @@ export class FastLaneTransport implements WorkerTransport {
     if (entry.kind === "call") {
       this.#pending.delete(id as string);
       entry.cleanup();
+      if (entry.deadline > 0 && Date.now() >= entry.deadline) {
+        // The deadline wins over a reply that crossed it (a late timer; the worker's own
+        // deadline check), as it does over gRPC.
+        entry.reject(new ChannelError("DEADLINE_EXCEEDED: the call passed its deadline", GRPC_DEADLINE_EXCEEDED));
+        return;
+      }
       if (kind === RESP.result && frame.length === 7) {
         entry.resolve({
           ok: true,
