@@ -6,7 +6,15 @@ import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { readdirSync } from "node:fs";
 import process from "node:process";
-import { Pool, PythonError, TransportError, WorkerCrashedError, WorkerStartError } from "../mod.ts";
+import {
+  Pool,
+  PythonError,
+  QueueTimeoutError,
+  TransportError,
+  WorkerBusyError,
+  WorkerCrashedError,
+  WorkerStartError,
+} from "../mod.ts";
 import {
   FRAME_SPILL,
   HEADER_BYTES,
@@ -155,6 +163,63 @@ describe("calls over the fast lane", () => {
       assert.equal(await pool.call("corrupt_lane", { kind: "nonsense" }).catch((e) => e.pythonType), "ValueError");
     });
   }
+});
+
+describe("pipelining into a worker's ring", () => {
+  test("calls past the running one wait in the ring, count as queued, and run one after another", async () => {
+    await using pool = await lanePool();
+    const calls = Array.from({ length: 5 }, () => pool.call<[number, number]>("block", { seconds: 0.05 }));
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    const stats = pool.stats();
+    assert.equal(stats.inFlight, 5, "all five were handed to the worker");
+    assert.equal(stats.queued, 4, "four wait behind the running one");
+    const intervals = (await Promise.all(calls)).sort((a, b) => a[0] - b[0]);
+    for (let index = 1; index < intervals.length; index++) {
+      assert.ok(intervals[index]![0] >= intervals[index - 1]![1] - 0.005, "one at a time");
+    }
+  });
+
+  test("pipelineDepth 0 keeps waiting calls in the pool's queue", async () => {
+    await using pool = await lanePool({ pipelineDepth: 0 });
+    const calls = Array.from({ length: 3 }, () => pool.call("block", { seconds: 0.05 }));
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    assert.equal(pool.stats().inFlight, 1);
+    assert.equal(pool.stats().queued, 2);
+    await Promise.all(calls);
+  });
+
+  test("a worker killed with calls in its ring fails only the running call; the waiting ones run on its replacement", async () => {
+    await using pool = await lanePool();
+    const [pid] = pool.workerPids;
+    const running = pool.call("block", { seconds: 30 }).catch((e) => e);
+    const waiting = ["b", "c", "d"].map((label) => pool.call("record", { label }, { timeoutMs: 20_000 }));
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    assert.equal(pool.stats().queued, 3);
+    process.kill(pid!, "SIGKILL");
+    assert.ok((await running) instanceof WorkerCrashedError);
+    assert.deepEqual(await Promise.all(waiting), [1, 2, 3], "they ran, in order, on the new worker");
+    assert.notEqual(pool.workerPids[0], pid);
+  });
+
+  test("a call in the ring past its queueTimeoutMs fails at that deadline and never runs", async () => {
+    await using pool = await lanePool();
+    const running = pool.call("block", { seconds: 1 });
+    const started = performance.now();
+    const error = await pool.call("record", { label: "late" }, { queueTimeoutMs: 100 }).catch((e) => e);
+    const waitedMs = performance.now() - started;
+    assert.ok(error instanceof QueueTimeoutError, String(error));
+    assert.ok(waitedMs < 800, `rejected at its deadline, not when the worker got to it (${waitedMs.toFixed(0)} ms)`);
+    await running;
+    assert.deepEqual(await pool.call("records"), [], "the expired call never ran");
+  });
+
+  test("a session's worker running a call is busy for strict-fail-fast even with room in its ring", async () => {
+    await using pool = await lanePool({ sessionMode: "strict-fail-fast" });
+    await pool.call("remember", { key: "k", value: 1 }, { sessionId: "s" });
+    const running = pool.call("block", { seconds: 0.3 }, { sessionId: "s" });
+    await assert.rejects(pool.call("noop", {}, { sessionId: "s" }), WorkerBusyError);
+    await running;
+  });
 });
 
 describe("choosing the transport", () => {

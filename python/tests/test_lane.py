@@ -38,6 +38,8 @@ from snakepit_bridge.lane import (
     OFF_RESP_HEAD,
     OFF_RESP_SPACE_PARKED,
     OFF_RESP_TAIL,
+    OFF_REQ_STARTED,
+    RESP_EXPIRED,
     REQ_CALL,
     REQ_CANCEL,
     REQ_CREDIT,
@@ -262,6 +264,7 @@ def call(
     arguments: dict[str, Any] | None = None,
     *,
     stream: bool = False,
+    queue_deadline_ms: float = 0,
 ) -> list[Any]:
     args = _packb(arguments) if arguments is not None else b""
     return [
@@ -275,6 +278,7 @@ def call(
         f"corr-{request_id}",
         "",
         stream,
+        queue_deadline_ms,
     ]
 
 
@@ -651,6 +655,32 @@ def test_a_cancelled_stream_stops_waiting_for_credit_and_sends_nothing_more(
     assert host.quiet()
     host.send(call("after", "noop", {}))
     assert host.receive()[:2] == [RESP_RESULT, "after"]
+
+
+def test_a_call_past_its_queue_deadline_is_dropped_unrun_with_an_expired_reply(
+    serve: Callable[[], Served],
+) -> None:
+    host = serve().host
+    past_ms = time.time() * 1000 - 1
+    host.send(
+        call("late", "record", {"label": "late"}, queue_deadline_ms=past_ms),
+        call("on-time", "record", {"label": "on-time"}, queue_deadline_ms=time.time() * 1000 + 60_000),
+    )
+    assert host.receive() == [RESP_EXPIRED, "late"]
+    assert host.receive()[:2] == [RESP_RESULT, "on-time"]
+    host.send(call("log", "records", {}))
+    assert unpack(host.receive()[2]) == ["on-time"], "the expired call never ran"
+
+
+def test_the_started_counter_follows_the_calls_the_worker_starts(
+    serve: Callable[[], Served],
+) -> None:
+    host = serve().host
+    assert host.word(OFF_REQ_STARTED) == 0
+    host.send(call("a", "noop", {}), [REQ_CANCEL, "zzz"], call("b", "noop", {}))
+    assert host.receive()[:2] == [RESP_RESULT, "a"]
+    assert host.receive()[:2] == [RESP_RESULT, "b"]
+    assert host.word(OFF_REQ_STARTED) == 3, "1 + the frame index of the last call started"
 
 
 def test_a_call_cancelled_before_it_was_read_never_runs_and_gets_no_reply(

@@ -16,6 +16,11 @@ export interface WireRequest {
   sessionId: string;
   /** Absolute deadline in Unix ms; 0 for none. */
   deadlineUnixMs: number;
+  /**
+   * Unix ms past which the call must not start (its queue-wait budget): a call pipelined in a
+   * worker's fast-lane ring is dropped unrun past it. 0 for none.
+   */
+  queueDeadlineUnixMs: number;
   correlationId: string;
   traceparent: string;
 }
@@ -84,9 +89,21 @@ export interface WorkerDescription {
  * tell a deadline from a dead peer.
  */
 export class ChannelError extends Error {
-  constructor(message: string, readonly grpcStatus: number, options?: { cause?: unknown }) {
+  /**
+   * Set when the worker never started the call: it waited in the worker's ring past its queue
+   * deadline (`"queue-expired"`), or the worker exited before reaching it (`"worker-gone"`,
+   * safe to run elsewhere whatever the tool does).
+   */
+  readonly notStarted: "queue-expired" | "worker-gone" | undefined;
+
+  constructor(
+    message: string,
+    readonly grpcStatus: number,
+    options?: { cause?: unknown; notStarted?: "queue-expired" | "worker-gone" },
+  ) {
     super(message, options);
     this.name = "ChannelError";
+    this.notStarted = options?.notStarted;
   }
 }
 

@@ -8,7 +8,14 @@ import { setTimeout as delay } from "node:timers/promises";
 import { ChannelError, type WireRequest } from "../bridge/transport.ts";
 import { decodePayload } from "../codec/mod.ts";
 import { errorFromWire } from "../errors/from_wire.ts";
-import { CallTimeoutError, PoolClosedError, TransportError, type WorkerExit, WorkerCrashedError } from "../errors/pool_errors.ts";
+import {
+  CallTimeoutError,
+  PoolClosedError,
+  QueueTimeoutError,
+  TransportError,
+  type WorkerExit,
+  WorkerCrashedError,
+} from "../errors/pool_errors.ts";
 import type { SnakepitError } from "../errors/snakepit_error.ts";
 import type { CallTiming, PoolEvents } from "./events.ts";
 import type { ResolvedPoolOptions, SessionMode } from "./options.ts";
@@ -51,7 +58,7 @@ export class CallRunner {
     readonly health: HealthMonitor,
   ) {}
 
-  async call<T>(request: WireRequest, context: CallContext, acquiring: Promise<WorkerHandle>): Promise<T> {
+  async call<T>(request: WireRequest, context: CallContext, acquire: () => Promise<WorkerHandle>): Promise<T> {
     const queuedAt = performance.now();
     let worker: WorkerHandle | undefined;
     let dispatchedAt = queuedAt;
@@ -59,33 +66,42 @@ export class CallRunner {
     let holdSlot = false;
     let timing: CallTiming | undefined;
     try {
-      worker = await acquiring;
-      dispatchedAt = performance.now();
-      this.#started(request, context, worker, dispatchedAt - queuedAt);
-      const crash = this.#crashWatch(worker, context);
-      try {
-        request.deadlineUnixMs = context.timeoutMs ? Date.now() + context.timeoutMs : 0;
-        const outcome = await Promise.race([worker.transport.execute(request, context.signal), crash.promise]);
-        if (!outcome.ok) throw errorFromWire(outcome.error, context);
-        const answeredAt = performance.now();
-        const value = decodePayload(outcome.data, outcome.encoding) as T;
-        const decodeMs = performance.now() - answeredAt;
-        const pythonExecuteMs = outcome.timing.executeNs / 1e6;
-        const pythonMs = (outcome.timing.decodeNs + outcome.timing.executeNs + outcome.timing.encodeNs) / 1e6;
-        timing = {
-          encodeMs: context.encodeMs,
-          transportMs: Math.max(0, answeredAt - dispatchedAt - pythonMs),
-          pythonMs,
-          pythonExecuteMs,
-          decodeMs,
-        };
-        return value;
-      } catch (error) {
-        const translated = await this.#translate(error, worker, context);
-        holdSlot = translated.cancelledWhileRunning;
-        throw translated.error;
-      } finally {
-        crash.dispose();
+      while (true) {
+        worker = await acquire();
+        dispatchedAt = performance.now();
+        this.#started(request, context, worker, dispatchedAt - queuedAt);
+        const crash = this.#crashWatch(worker, context);
+        try {
+          request.deadlineUnixMs = context.timeoutMs ? Date.now() + context.timeoutMs : 0;
+          const outcome = await Promise.race([worker.transport.execute(request, context.signal), crash.promise]);
+          if (!outcome.ok) throw errorFromWire(outcome.error, context);
+          const answeredAt = performance.now();
+          const value = decodePayload(outcome.data, outcome.encoding) as T;
+          const decodeMs = performance.now() - answeredAt;
+          const pythonExecuteMs = outcome.timing.executeNs / 1e6;
+          const pythonMs = (outcome.timing.decodeNs + outcome.timing.executeNs + outcome.timing.encodeNs) / 1e6;
+          timing = {
+            encodeMs: context.encodeMs,
+            transportMs: Math.max(0, answeredAt - dispatchedAt - pythonMs),
+            pythonMs,
+            pythonExecuteMs,
+            decodeMs,
+          };
+          return value;
+        } catch (error) {
+          if (error instanceof ChannelError && error.notStarted === "worker-gone" && !context.signal?.aborted) {
+            // The worker died with this call still waiting in its ring: it never ran, so it goes
+            // back to the queue whatever the tool does (as it would have over gRPC).
+            this.release(worker);
+            worker = undefined;
+            continue;
+          }
+          const translated = await this.#translate(error, worker, context);
+          holdSlot = translated.cancelledWhileRunning;
+          throw translated.error;
+        } finally {
+          crash.dispose();
+        }
       }
     } catch (error) {
       failure = error;
@@ -224,6 +240,15 @@ export class CallRunner {
   ): Promise<{ error: unknown; cancelledWhileRunning: boolean }> {
     if (!(error instanceof ChannelError)) return { error, cancelledWhileRunning: false };
     if (context.signal?.aborted) return { error: context.signal.reason, cancelledWhileRunning: true };
+    if (error.notStarted === "queue-expired") {
+      return {
+        error: new QueueTimeoutError(
+          `Call "${context.tool}" waited ${context.queueTimeoutMs} ms for a worker and was dropped without running`,
+          { queueTimeoutMs: context.queueTimeoutMs, correlationId: context.correlationId },
+        ),
+        cancelledWhileRunning: false,
+      };
+    }
     if (error.grpcStatus === GRPC_UNAVAILABLE) {
       // A dropped connection usually means the worker died; its exit event can trail the socket's
       // close by a few milliseconds, so wait (bounded) to report the crash rather than the symptom.

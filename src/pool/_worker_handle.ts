@@ -18,6 +18,8 @@ export interface LaneRequest {
   /** "auto" falls back to gRPC (warning once) when the lane cannot be used; "fast-lane" refuses. */
   mode: "auto" | "fast-lane";
   spinUs: number;
+  /** Calls that may wait in the ring of a worker that runs one at a time. */
+  pipelineDepth: number;
   /** Called when the lane breaks its protocol: the worker must be replaced. */
   onBroken: (handle: WorkerHandle, error: Error) => void;
 }
@@ -71,7 +73,10 @@ export class WorkerHandle {
     readonly process: WorkerProcess,
     readonly transport: WorkerTransport,
     readonly description: WorkerDescription,
+    /** Calls the pool may dispatch to this worker at once (running and pipelined). */
     readonly capacity: number,
+    /** Calls it runs at once; past this a call waits in its fast-lane ring. */
+    readonly concurrency: number,
   ) {
     process.exited.then((exit) => {
       this.state = "exited";
@@ -196,7 +201,10 @@ export class WorkerHandle {
         });
         transport = fast;
         worker.onDoorbell = () => fast.doorbell();
-        handle = new WorkerHandle(worker, fast, description, capacity);
+        // A worker that runs one call at a time may hold more in its ring (pipelining): they
+        // start as soon as the one before ends, with no round trip to the host in between.
+        const pipelined = description.capabilities.maxConcurrency === 1 ? laneRequest!.pipelineDepth : 0;
+        handle = new WorkerHandle(worker, fast, description, capacity + pipelined, capacity);
         return handle;
       }
       if (lane) {
@@ -209,7 +217,7 @@ export class WorkerHandle {
         warnLaneFallback(`worker ${spec.workerId} cannot serve it (${outcome.report.lane})`);
         lane.discard();
       }
-      return new WorkerHandle(worker, control, description, capacity);
+      return new WorkerHandle(worker, control, description, capacity, capacity);
     } catch (error) {
       transport?.close();
       lane?.discard();

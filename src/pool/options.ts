@@ -64,6 +64,13 @@ export interface PoolOptions {
    * before parking (the host on a doorbell, the worker on a futex). Default 50; 0 to 10000.
    */
   laneSpinUs?: number;
+  /**
+   * Calls the pool may hand a fast-lane worker beyond the one it runs, to wait in its ring (for
+   * workers that run one call at a time). The pool still prefers idle workers; a call waiting in
+   * a ring keeps its queue-wait budget (past it, the worker drops it unrun) and, if the worker
+   * dies before starting it, goes back to the queue. Default 16; 0 to 1024; 0 turns it off.
+   */
+  pipelineDepth?: number;
   /** Calls that may wait for a worker; past it `PoolSaturatedError` at once. Default 1000; 0 to 1e6. */
   maxQueue?: number;
   /** How long a call may wait in the queue before `QueueTimeoutError` (it never runs). Default 60000 ms. */
@@ -189,6 +196,7 @@ export const poolOptionsSchema = z.object({
   nativeLibraryPath: z.string({ invalid_type_error: "must be a string" }).optional(),
   transport: transportSchema.optional(),
   laneSpinUs: count(10_000).default(50),
+  pipelineDepth: count(1024).default(16),
   maxQueue: count(1_000_000).default(1000),
   queueTimeoutMs: durationMs.default(60_000),
   startConcurrency: positiveInteger(WORKERS_MAX).default(4),

@@ -111,6 +111,7 @@ export class Pool implements AsyncDisposable {
           library: this.#regions.library,
           mode: options.transport,
           spinUs: options.laneSpinUs,
+          pipelineDepth: options.pipelineDepth,
           onBroken: (worker) => this.#supervisor.kill(worker, "lane-protocol"),
         };
       },
@@ -212,7 +213,7 @@ export class Pool implements AsyncDisposable {
       size: this.size,
       readyWorkers: ready,
       requests: counters.requests,
-      queued: this.#queue.length,
+      queued: this.#waitingCount(),
       inFlight,
       completed: counters.completed,
       failed: counters.failed,
@@ -240,7 +241,7 @@ export class Pool implements AsyncDisposable {
   async call<T = unknown>(tool: string, args: Record<string, unknown> = {}, options: CallOptions = {}): Promise<T> {
     if (options?.idempotent || options?.retry || this.breaker) return await this.#callWithPolicy<T>(tool, args, options);
     const { request, context } = this.#prepare(tool, args, options);
-    return await this.#runner.call<T>(request, context, this.#acquire(request, context));
+    return await this.#runner.call<T>(request, context, () => this.#acquire(request, context));
   }
 
   /** The executor path: breaker, retry with back-off, one correlation id across attempts. */
@@ -249,7 +250,7 @@ export class Pool implements AsyncDisposable {
     const correlationId = rest.correlationId ?? crypto.randomUUID();
     return this.#executor.run<T>((attemptSignal) => {
       const { request, context } = this.#prepare(tool, args, { ...rest, correlationId, signal: attemptSignal });
-      return this.#runner.call<T>(request, context, this.#acquire(request, context));
+      return this.#runner.call<T>(request, context, () => this.#acquire(request, context));
     }, { idempotent: idempotent ?? false, retry: retry as RetryOptions | false | undefined, signal, label: tool });
   }
 
@@ -330,6 +331,7 @@ export class Pool implements AsyncDisposable {
         encoding: WIRE_ENCODING[encoding],
         sessionId: "",
         deadlineUnixMs: 0,
+        queueDeadlineUnixMs: Date.now() + (parsed.queueTimeoutMs ?? this.#options.queueTimeoutMs),
         correlationId,
         traceparent: parsed.traceparent ?? newTraceparent(),
       },
@@ -345,7 +347,9 @@ export class Pool implements AsyncDisposable {
       const route = this.#sessions.route(sessionId, context.sessionMode !== "hint", Date.now());
       request.sessionId = route.wireId;
       const preferred = route.worker;
-      if (preferred && preferred.inFlight < preferred.capacity) return this.#take(preferred, sessionId);
+      // The session's worker counts as busy while it runs a call (even with room in its ring):
+      // hint mode then falls back, strict-fail-fast refuses, strict-queue waits (pipelined).
+      if (preferred && preferred.inFlight < preferred.concurrency) return this.#take(preferred, sessionId);
       if (preferred && context.sessionMode === "strict-fail-fast") {
         throw new WorkerBusyError(
           `Cannot call "${context.tool}": session "${sessionId}"'s worker ${preferred.id} is busy (strict-fail-fast)`,
@@ -358,9 +362,10 @@ export class Pool implements AsyncDisposable {
       const free = this.#pickFree();
       if (free) return this.#take(free, sessionId);
     }
-    if (this.#queue.length >= this.#options.maxQueue) {
+    const waiting = this.#waitingCount();
+    if (waiting >= this.#options.maxQueue) {
       throw new PoolSaturatedError(
-        `Cannot call "${context.tool}": pool "${this.name}" is saturated (${this.#queue.length} calls queued, maxQueue ${this.#options.maxQueue})`,
+        `Cannot call "${context.tool}": pool "${this.name}" is saturated (${waiting} calls queued, maxQueue ${this.#options.maxQueue})`,
         { maxQueue: this.#options.maxQueue, correlationId: context.correlationId, suggestion: "retry with back-off, or raise size or maxQueue" },
       );
     }
@@ -379,14 +384,36 @@ export class Pool implements AsyncDisposable {
     return worker;
   }
 
+  /**
+   * A worker for the next call: the least loaded with a free run slot; failing that, room in a
+   * fast-lane worker's ring (pipelining), while calls waiting (in the queue and in rings) stay
+   * under maxQueue. `target`: that worker only (strict-queue sessions).
+   */
   #pickFree(target?: WorkerHandle): WorkerHandle | undefined {
-    if (target) return target.state === "ready" && target.inFlight < target.capacity ? target : undefined;
-    let best: WorkerHandle | undefined;
-    for (const worker of this.#supervisor.workers) {
-      if (worker.state !== "ready" || worker.inFlight >= worker.capacity) continue;
-      if (!best || worker.inFlight < best.inFlight) best = worker;
+    if (target) {
+      if (target.state !== "ready") return undefined;
+      if (target.inFlight < target.concurrency) return target;
+      return target.inFlight < target.capacity && this.#waitingCount() < this.#options.maxQueue ? target : undefined;
     }
-    return best;
+    let best: WorkerHandle | undefined;
+    let pipelined: WorkerHandle | undefined;
+    for (const worker of this.#supervisor.workers) {
+      if (worker.state !== "ready") continue;
+      if (worker.inFlight < worker.concurrency) {
+        if (!best || worker.inFlight < best.inFlight) best = worker;
+      } else if (worker.inFlight < worker.capacity && (!pipelined || worker.inFlight < pipelined.inFlight)) {
+        pipelined = worker;
+      }
+    }
+    if (best || !pipelined) return best;
+    return this.#waitingCount() < this.#options.maxQueue ? pipelined : undefined;
+  }
+
+  /** Calls waiting to run: in the pool's queue and in workers' fast-lane rings. */
+  #waitingCount(): number {
+    let waiting = this.#queue.length;
+    for (const worker of this.#supervisor.workers) waiting += Math.max(0, worker.inFlight - worker.concurrency);
+    return waiting;
   }
 
   #release(worker: WorkerHandle): void {

@@ -5,7 +5,7 @@ the worker maps it. Layout (byte offsets from the payload start; every word litt
 
     0    magic "SPLN", version, epoch (random, non-zero), slot_bytes, slot_count
     64   request head   (host publishes: frames written)  | 68  worker parked on it
-    128  request tail   (worker publishes: frames read)
+    128  request tail   (worker publishes: frames read)   | 132 calls started (1 + last frame)
     192  response head  (worker publishes)                 | 196 host parked (doorbell wanted)
     256  response tail  (host publishes)                   | 260 worker parked waiting for space
     512  request slots, then response slots: slot_count x slot_bytes each
@@ -43,6 +43,7 @@ OFF_SLOT_COUNT = 16
 OFF_REQ_HEAD = 64
 OFF_REQ_PARKED = 68
 OFF_REQ_TAIL = 128
+OFF_REQ_STARTED = 132
 OFF_RESP_HEAD = 192
 OFF_HOST_PARKED = 196
 OFF_RESP_TAIL = 256
@@ -55,7 +56,9 @@ SLOT_BYTES_MAX = 1 << 20
 SLOT_COUNT_MAX = 1 << 12
 
 # Request frames (host -> worker).
-REQ_CALL = 1  # [1, id, tool, args, encoding, session, deadline_ms, correlation, traceparent, stream]
+# [1, id, tool, args, encoding, session, deadline_ms, correlation, traceparent, stream,
+#  queue_deadline_ms]: a call not started by queue_deadline_ms is dropped unrun (RESP_EXPIRED).
+REQ_CALL = 1
 REQ_CANCEL = 2  # [2, id]
 REQ_CREDIT = 3  # [3, id, items]: the host can take `items` more stream items
 # Response frames (worker -> host).
@@ -64,6 +67,7 @@ RESP_ERROR = 2  # [2, id, serialized ExecuteResponse carrying the ErrorPayload]
 RESP_ITEM = 3  # [3, id, data, encoding, sequence]
 RESP_END = 4  # [4, id, items]
 RESP_STREAM_ERROR = 5  # [5, id, serialized StreamChunk carrying the ErrorPayload]
+RESP_EXPIRED = 6  # [6, id]: the call waited past its queue deadline and never ran
 FRAME_SPILL = 9  # [9, region name, frame bytes]: the frame lies in a region of its own
 
 _SLOT_HEADER = struct.Struct("<IIII")

@@ -33,6 +33,7 @@ from snakepit_bridge.lane import (
     OFF_HOST_PARKED,
     OFF_REQ_HEAD,
     OFF_REQ_PARKED,
+    OFF_REQ_STARTED,
     OFF_REQ_TAIL,
     OFF_RESP_HEAD,
     OFF_RESP_SPACE_PARKED,
@@ -42,6 +43,7 @@ from snakepit_bridge.lane import (
     REQ_CREDIT,
     RESP_END,
     RESP_ERROR,
+    RESP_EXPIRED,
     RESP_ITEM,
     RESP_RESULT,
     RESP_STREAM_ERROR,
@@ -237,12 +239,12 @@ class LaneServer:
                 )
             frames = []
             while consumed != head:
-                frames.append(self._frame(requests.read(consumed), consumed))
+                frames.append((consumed, self._frame(requests.read(consumed), consumed)))
                 consumed = (consumed + 1) & U32_MASK
             lane.publish(OFF_REQ_TAIL, consumed, NO_FLAG, out)
-            calls = [frame for frame in frames if not self._control(frame)]
-            for frame in calls:
-                self._start(frame)
+            calls = [(index, frame) for index, frame in frames if not self._control(frame)]
+            for index, frame in calls:
+                self._start(index, frame)
 
     def _frame(self, data: bytes, index: int) -> list[Any]:
         frame = decode_frame(data, index)
@@ -260,7 +262,7 @@ class LaneServer:
         """
         kind = frame[0]
         if kind == REQ_CALL:
-            if len(frame) != 10 or not isinstance(frame[1], str) or not isinstance(frame[2], str):
+            if len(frame) != 11 or not isinstance(frame[1], str) or not isinstance(frame[2], str):
                 raise LaneProtocolError(f"bad call frame {frame!r:.120}")
             if frame[9]:
                 with self._contexts_lock:
@@ -288,9 +290,22 @@ class LaneServer:
             context.cancel()
         self._servicer.Cancel(worker_pb2.CancelRequest(request_id=request_id), None)
 
-    def _start(self, frame: list[Any]) -> None:
+    def _start(self, index: int, frame: list[Any]) -> None:
+        """Starts (or drops) the call of request frame `index`, then counts it as started: the
+        host re-queues the calls a dead worker never started."""
         request_id = frame[1]
         stream = bool(frame[9])
+        queue_deadline = frame[10]
+        # Counted started (a seq_cst store) before the deadline is read: a host that found the
+        # call unstarted at its queue deadline reads the clock after this check does.
+        self._lane.publish(OFF_REQ_STARTED, index + 1, NO_FLAG, self._reader_out)
+        if queue_deadline and queue_deadline <= time.time() * 1000:
+            with self._contexts_lock:
+                self._cancelled_early.pop(request_id, None)
+                if stream:
+                    self._contexts.pop(request_id, None)
+            self._send(self._packb([RESP_EXPIRED, request_id]))
+            return
         with self._contexts_lock:
             if request_id in self._cancelled_early:
                 # Aborted before it was read: it never runs, and the host expects no reply.
@@ -324,7 +339,7 @@ class LaneServer:
 
     def _call(self, frame: list[Any], *, lean: bool) -> None:
         """Runs a call; the lean path only on the reader thread (its counters are unlocked)."""
-        _, request_id, tool_name, _args, _encoding, _session, deadline, _corr, _tp, _ = frame
+        _, request_id, tool_name, _args, _encoding, _session, deadline, _corr, _tp, _, _ = frame
         tool = self._servicer.lean_tool(tool_name) if lean else None
         if tool is not None and (not deadline or deadline > time.time() * 1000):
             reply = self._lean_call(tool, frame)
@@ -364,7 +379,7 @@ class LaneServer:
         Returns None (the caller takes the servicer's path, which reports the error properly)
         when the arguments do not decode to a fitting map.
         """
-        _, request_id, _tool, args, encoding, _session, _deadline, correlation, traceparent, _ = frame
+        _, request_id, _tool, args, encoding, _session, _deadline, correlation, traceparent = frame[:9]
         started = time.perf_counter_ns()
         try:
             encoding = codec.resolve_encoding(encoding)
@@ -416,6 +431,8 @@ class LaneServer:
         chunks = self._servicer.ExecuteStream(_request(frame), context)
         try:
             for chunk in chunks:
+                if not context.is_active():
+                    return  # Cancelled: like a cancelled RPC, it sends nothing more.
                 body = chunk.WhichOneof("body")
                 if body == "item":
                     if not context.take_credit():
@@ -479,7 +496,7 @@ class LaneServer:
 
 
 def _request(frame: list[Any]) -> worker_pb2.ExecuteRequest:
-    _, request_id, tool, args, encoding, session, deadline, correlation, traceparent, _ = frame
+    _, request_id, tool, args, encoding, session, deadline, correlation, traceparent = frame[:9]
     return worker_pb2.ExecuteRequest(
         request_id=request_id,
         tool=tool,

@@ -28,6 +28,7 @@ import { FRAME_SPILL, LaneLayout, LaneProtocolError, OFF, REQ, RESP } from "./ri
 
 const GRPC_CANCELLED = 1;
 const GRPC_DEADLINE_EXCEEDED = 4;
+const GRPC_RESOURCE_EXHAUSTED = 8;
 const GRPC_INTERNAL = 13;
 const GRPC_UNAVAILABLE = 14;
 /** Stream items the worker may send ahead of the consumer. */
@@ -70,6 +71,8 @@ interface PendingCall {
   kind: "call";
   /** Absolute deadline in Unix ms; 0 for none. */
   deadline: number;
+  /** The request frame's index in the ring, once published (undefined in the backlog). */
+  index: number | undefined;
   resolve: (outcome: WireOutcome) => void;
   reject: (error: Error) => void;
   cleanup: () => void;
@@ -110,7 +113,7 @@ export class FastLaneTransport implements WorkerTransport {
   readonly #layout: LaneLayout;
   readonly #pending = new Map<string, Pending>();
   readonly #tombstones = new Set<string>();
-  readonly #backlog: Uint8Array[] = [];
+  readonly #backlog: Array<{ frame: Uint8Array; entry: PendingCall | undefined }> = [];
   readonly #spinMs: number;
   readonly #decoders = replyDecoders();
   #requestHead: number;
@@ -147,6 +150,7 @@ export class FastLaneTransport implements WorkerTransport {
       request.correlationId,
       request.traceparent,
       false,
+      request.queueDeadlineUnixMs,
     ]);
     return new Promise<WireOutcome>((resolve, reject) => {
       let timer: ReturnType<typeof setTimeout> | undefined;
@@ -159,17 +163,33 @@ export class FastLaneTransport implements WorkerTransport {
         reject(error);
       };
       const onAbort = () => abandon(new ChannelError("CANCELLED: the call was aborted", GRPC_CANCELLED));
+      let queueTimer: ReturnType<typeof setTimeout> | undefined;
       const entry: PendingCall = {
         kind: "call",
         deadline: request.deadlineUnixMs,
+        index: undefined,
         resolve,
         reject,
         cleanup: () => {
           if (timer !== undefined) clearTimeout(timer);
+          if (queueTimer !== undefined) clearTimeout(queueTimer);
           signal?.removeEventListener("abort", onAbort);
           freeSpill?.();
         },
       };
+      // Behind other calls, this one waits in the ring: past its queue deadline, if the worker
+      // has not started it, it fails now (the worker, reaching it later, drops it unrun: it checks
+      // the same deadline after counting it started, so the two never disagree).
+      if (request.queueDeadlineUnixMs > 0 && this.#pending.size > 0) {
+        queueTimer = setTimeout(() => {
+          if (this.#pending.get(id) !== entry || this.#started(entry)) return;
+          this.#forget(id);
+          entry.cleanup();
+          reject(new ChannelError("RESOURCE_EXHAUSTED: the call waited in the worker's queue past its budget", GRPC_RESOURCE_EXHAUSTED, {
+            notStarted: "queue-expired",
+          }));
+        }, Math.max(0, request.queueDeadlineUnixMs - Date.now()));
+      }
       this.#pending.set(id, entry);
       if (request.deadlineUnixMs > 0) {
         timer = setTimeout(
@@ -179,7 +199,7 @@ export class FastLaneTransport implements WorkerTransport {
       }
       signal?.addEventListener("abort", onAbort, { once: true });
       try {
-        freeSpill = this.#send(frame);
+        freeSpill = this.#send(frame, entry);
       } catch (error) {
         this.#pending.delete(id);
         entry.cleanup();
@@ -237,6 +257,7 @@ export class FastLaneTransport implements WorkerTransport {
         request.correlationId,
         request.traceparent,
         true,
+        request.queueDeadlineUnixMs,
       ]));
       this.#send(packr.pack([REQ.credit, id, STREAM_CREDIT_WINDOW]));
       let consumed = 0;
@@ -295,7 +316,7 @@ export class FastLaneTransport implements WorkerTransport {
 
   close(): void {
     if (this.#closed) return;
-    this.#fail(new ChannelError("UNAVAILABLE: the worker's fast lane closed", GRPC_UNAVAILABLE));
+    this.#fail(new ChannelError("UNAVAILABLE: the worker's fast lane closed", GRPC_UNAVAILABLE), true);
     this.#env.control.close();
     this.#env.release();
   }
@@ -351,8 +372,11 @@ export class FastLaneTransport implements WorkerTransport {
     schedule();
   }
 
-  /** Sends a frame (spilling it when it exceeds a slot); returns the spill's free function. */
-  #send(frame: Uint8Array): (() => void) | undefined {
+  /**
+   * Sends a frame (spilling it when it exceeds a slot); returns the spill's free function. A
+   * call's entry learns the frame's ring index when it is published.
+   */
+  #send(frame: Uint8Array, entry?: PendingCall): (() => void) | undefined {
     let free: (() => void) | undefined;
     let slotFrame = frame;
     if (frame.byteLength > this.#layout.capacity) {
@@ -362,8 +386,9 @@ export class FastLaneTransport implements WorkerTransport {
     }
     const layout = this.#layout;
     if (this.#backlog.length > 0 || ((this.#requestHead - layout.load(OFF.reqTail)) >>> 0) >= layout.slotCount) {
-      this.#backlog.push(slotFrame.slice());
+      this.#backlog.push({ frame: slotFrame.slice(), entry });
     } else {
+      if (entry) entry.index = this.#requestHead;
       this.#publishRequest(slotFrame);
     }
     this.#activate();
@@ -384,7 +409,9 @@ export class FastLaneTransport implements WorkerTransport {
     let sent = 0;
     const tail = layout.load(OFF.reqTail);
     while (sent < backlog.length && ((this.#requestHead - tail) >>> 0) < layout.slotCount) {
-      this.#publishRequest(backlog[sent]);
+      const { frame, entry } = backlog[sent]!;
+      if (entry) entry.index = this.#requestHead;
+      this.#publishRequest(frame);
       sent += 1;
     }
     backlog.splice(0, sent);
@@ -436,6 +463,14 @@ export class FastLaneTransport implements WorkerTransport {
         entry.reject(new ChannelError("DEADLINE_EXCEEDED: the call passed its deadline", GRPC_DEADLINE_EXCEEDED));
         return;
       }
+      if (kind === RESP.expired) {
+        entry.reject(
+          new ChannelError("RESOURCE_EXHAUSTED: the call waited in the worker's queue past its budget and never ran", GRPC_RESOURCE_EXHAUSTED, {
+            notStarted: "queue-expired",
+          }),
+        );
+        return;
+      }
       if (kind === RESP.result && frame.length === 7) {
         entry.resolve({
           ok: true,
@@ -463,6 +498,12 @@ export class FastLaneTransport implements WorkerTransport {
     }
   }
 
+  /** Whether the worker has started (or dropped) the call: its frame is below the counter. */
+  #started(entry: PendingCall): boolean {
+    if (entry.index === undefined) return false;
+    return ((entry.index - this.#layout.load(OFF.reqStarted)) >>> 0) >= 0x8000_0000;
+  }
+
   #forget(id: string): void {
     this.#pending.delete(id);
     this.#tombstones.add(id);
@@ -487,17 +528,25 @@ export class FastLaneTransport implements WorkerTransport {
     this.#env.onBroken(reason);
   }
 
-  #fail(error: ChannelError): void {
+  /**
+   * Fails every pending call and stream. With `requeueUnstarted`, calls the worker never started
+   * (still in the backlog, or in the ring past its started counter) fail as `worker-gone`, so the
+   * pool runs them elsewhere.
+   */
+  #fail(error: ChannelError, requeueUnstarted = false): void {
     if (this.#closed) return;
     this.#closed = error;
     spinning.delete(this);
     const pending = [...this.#pending.values()];
     this.#pending.clear();
     this.#backlog.length = 0;
+    const unstarted = new ChannelError("UNAVAILABLE: the worker exited before starting the call", GRPC_UNAVAILABLE, {
+      notStarted: "worker-gone",
+    });
     for (const entry of pending) {
       if (entry.kind === "call") {
         entry.cleanup();
-        entry.reject(error);
+        entry.reject(requeueUnstarted && !this.#started(entry) ? unstarted : error);
       } else {
         entry.fail(error);
       }

@@ -6,7 +6,7 @@
  * ```
  *   0    magic "SPLN", version, epoch (random, non-zero), slot_bytes, slot_count
  *   64   request head   (host publishes: frames written) | 68  worker parked on it
- *   128  request tail   (worker publishes: frames read)
+ *   128  request tail   (worker publishes: frames read)  | 132 calls started (1 + last frame)
  *   192  response head  (worker publishes)                | 196 host parked (wants the doorbell)
  *   256  response tail  (host publishes)                  | 260 worker parked waiting for space
  *   512  request slots, then response slots (slot_count x slot_bytes each)
@@ -35,6 +35,7 @@ export const OFF = {
   reqHead: 64,
   reqParked: 68,
   reqTail: 128,
+  reqStarted: 132,
   respHead: 192,
   hostParked: 196,
   respTail: 256,
@@ -48,7 +49,7 @@ export const SLOT_COUNT_DEFAULT = 64;
 /** Request frame kinds (host to worker). */
 export const REQ = { call: 1, cancel: 2, credit: 3 } as const;
 /** Response frame kinds (worker to host). */
-export const RESP = { result: 1, error: 2, item: 3, end: 4, streamError: 5 } as const;
+export const RESP = { result: 1, error: 2, item: 3, end: 4, streamError: 5, expired: 6 } as const;
 /** A frame that lies in a region of its own: `[9, region name, bytes]`. */
 export const FRAME_SPILL = 9;
 
