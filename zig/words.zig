@@ -33,7 +33,7 @@ pub const spin_ns_max: u64 = std.time.ns_per_s;
 const spin_clock_stride = 64;
 /// Longest futex sleep between re-checks of the handle (closing) and the parked flag: long, so
 /// an idle waiter (a parked fast-lane reader) wakes only a few times a second.
-pub const sleep_slice_ns_max: u64 = 200 * std.time.ns_per_ms;
+pub const sleep_slice_ns_max: u64 = 900 * std.time.ns_per_ms;
 
 comptime {
     assert(std.math.isPowerOfTwo(spin_clock_stride));

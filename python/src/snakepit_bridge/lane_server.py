@@ -60,9 +60,9 @@ logger = logging.getLogger("snakepit_bridge.lane")
 # Spin budget before parking, both for a new request and for response-ring space. Measured in
 # bench/fast_lane.ts: a sequential caller's next request arrives within ~15-30 us of a reply.
 DEFAULT_SPIN_NS = 50_000
-# A parked reader returns to Python this often to notice stop() (a futex wake alone does not end
-# a wait whose word is unchanged); an idle worker does nothing else.
-PARK_TIMEOUT_NS = 200_000_000
+# A parked reader returns to Python this often (stop() ends its wait at once by moving the word
+# it waits on); an idle worker does nothing else.
+PARK_TIMEOUT_NS = 2_000_000_000
 
 
 class _RpcContext:
@@ -196,15 +196,18 @@ class LaneServer:
                 self._ring_doorbell()
 
     def stop(self, timeout_s: float = 1.0) -> None:
-        """Stops reading and cancels what runs; the reader ends within PARK_TIMEOUT_NS. The
-        caller closes the lane afterwards (the worker's exit unmaps it in any case)."""
+        """Stops reading and cancels what runs; a parked reader ends at once. The caller closes
+        the lane afterwards (the worker's exit unmaps it in any case)."""
         self._stopping = True
-        self._lane.wake(OFF_REQ_HEAD)
+        # A futex wake alone does not end a wait whose word is unchanged: move the request head
+        # (the lane is dead from here on, so the host's counter no longer matters).
+        lane = self._lane
+        lane.publish(OFF_REQ_HEAD, lane.load(OFF_REQ_HEAD) ^ 0x8000_0000, NO_FLAG, lane.out_word())
         with self._contexts_lock:
             running = list(self._contexts.values())
         for context in running:
             context.cancel()
-        self._thread.join(min(timeout_s, PARK_TIMEOUT_NS / 1e9 + 0.1))
+        self._thread.join(timeout_s)
         self._pool.shutdown(wait=False, cancel_futures=True)
         with self._send_lock:
             while self._spills:
@@ -231,6 +234,8 @@ class LaneServer:
             head = lane.wait(
                 OFF_REQ_HEAD, consumed, OFF_REQ_PARKED, self._spin_ns, PARK_TIMEOUT_NS, out
             )
+            if self._stopping:
+                return
             if head is None or head == consumed:
                 continue
             if (head - consumed) & U32_MASK > lane.slot_count:
