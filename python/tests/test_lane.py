@@ -236,7 +236,7 @@ class HostLane:
     def receive(self, timeout: float = WAIT_S) -> list[Any]:
         """The next response frame (a spill frame is returned as is); publishes the tail."""
         assert self.await_response(timeout), "no response frame arrived"
-        frame = unpack(self.read_response(self.response_tail))
+        frame = decode_frame(self.read_response(self.response_tail), self.response_tail)
         self.response_tail = (self.response_tail + 1) & U32_MASK
         self.region.publish_word(OFF_RESP_TAIL, self.response_tail, OFF_RESP_SPACE_PARKED)
         assert isinstance(frame, list), frame
@@ -251,7 +251,7 @@ class HostLane:
             view = region.view()
             data = bytes(view[:length])
             view.release()
-        return unpack(data)
+        return decode_frame(data, 0)
 
     def quiet(self, seconds: float = QUIET_S) -> bool:
         """True when no response frame arrives within `seconds`."""

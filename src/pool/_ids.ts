@@ -25,13 +25,28 @@ export function randomHex(bytes: number): string {
   return text;
 }
 
+const words = new Uint32Array(6);
+
 /** A new W3C `traceparent` (version 00, sampled); ids are never all zeros (invalid per the spec). */
 export function newTraceparent(): string {
-  let traceId = randomHex(16);
-  while (traceId === "00000000000000000000000000000000") traceId = randomHex(16);
-  let spanId = randomHex(8);
-  while (spanId === "0000000000000000") spanId = randomHex(8);
-  return `00-${traceId}-${spanId}-01`;
+  // Six random words: 16 bytes of trace id, 8 of span id. One getRandomValues per 682 ids (the
+  // block pool below is shared), eight-digit hex pieces rather than 24 one-byte ones.
+  if (poolOffset + 24 > POOL_BYTES) {
+    crypto.getRandomValues(pool);
+    poolOffset = 0;
+  }
+  for (let index = 0; index < 6; index++) {
+    const at = poolOffset + 4 * index;
+    words[index] = (pool[at]! | (pool[at + 1]! << 8) | (pool[at + 2]! << 16) | (pool[at + 3]! << 24)) >>> 0;
+  }
+  poolOffset += 24;
+  if ((words[0]! | words[1]! | words[2]! | words[3]!) === 0) words[3] = 1;
+  if ((words[4]! | words[5]!) === 0) words[5] = 1;
+  return `00-${hex8(words[0]!)}${hex8(words[1]!)}${hex8(words[2]!)}${hex8(words[3]!)}-${hex8(words[4]!)}${hex8(words[5]!)}-01`;
+}
+
+function hex8(word: number): string {
+  return word.toString(16).padStart(8, "0");
 }
 
 /**

@@ -284,8 +284,90 @@ class Lane:
         self._region.close()
 
 
+# The two hot frames have a fixed binary layout instead of msgpack (a msgpack array's first
+# byte is 0x90 or more, so the markers cannot be confused with one):
+#   call   0x01, flags (1 stream), encoding, 0, f64 deadline_ms, f64 queue_deadline_ms,
+#          u16 lengths of id, tool, session, correlation, traceparent, 0, u32 args length,
+#          then those strings (UTF-8) and the args bytes
+#   result 0x02, encoding, u16 id length, u32 data length, f64 decode/execute/encode ns,
+#          then the id and the data
+CALL_MARKER = 0x01
+RESULT_MARKER = 0x02
+_CALL_HEADER = struct.Struct("<BBBxddHHHHHxxI")
+_RESULT_HEADER = struct.Struct("<BBHIddd")
+
+
+def encode_call(frame: list[Any]) -> bytes:
+    """The binary form of a call frame `[1, id, tool, args, encoding, session, deadline,
+    correlation, traceparent, stream, queue_deadline]` (the host's; here for tests)."""
+    _, request_id, tool, args, encoding, session, deadline, correlation, traceparent = frame[:9]
+    texts = [text.encode() for text in (request_id, tool, session, correlation, traceparent)]
+    header = _CALL_HEADER.pack(
+        CALL_MARKER, 1 if frame[9] else 0, encoding, deadline, frame[10],
+        *(len(text) for text in texts), len(args),
+    )
+    return header + b"".join(texts) + bytes(args)
+
+
+def _decode_call(data: bytes, index: int) -> list[Any]:
+    if len(data) < _CALL_HEADER.size:
+        raise LaneProtocolError(f"frame {index}: a call frame of {len(data)} bytes is truncated")
+    marker, flags, encoding, deadline, queue_deadline, *lengths, args_length = (
+        _CALL_HEADER.unpack_from(data)
+    )
+    if sum(lengths) + args_length + _CALL_HEADER.size != len(data):
+        raise LaneProtocolError(
+            f"frame {index}: a call frame's lengths do not add up to its {len(data)} bytes"
+        )
+    texts = []
+    offset = _CALL_HEADER.size
+    try:
+        for length in lengths:
+            texts.append(data[offset : offset + length].decode())
+            offset += length
+    except UnicodeDecodeError as error:
+        raise LaneProtocolError(f"frame {index}: a call frame's text is not UTF-8: {error}")
+    request_id, tool, session, correlation, traceparent = texts
+    args = data[offset:]
+    return [
+        marker, request_id, tool, args, encoding, session, deadline, correlation, traceparent,
+        bool(flags & 1), queue_deadline,
+    ]
+
+
+def encode_result(
+    request_id: str, data: bytes, encoding: int, decode_ns: int, execute_ns: int, encode_ns: int
+) -> bytes:
+    """The binary form of a result frame."""
+    identifier = request_id.encode()
+    header = _RESULT_HEADER.pack(
+        RESULT_MARKER, encoding, len(identifier), len(data), decode_ns, execute_ns, encode_ns
+    )
+    return header + identifier + data
+
+
+def _decode_result(data: bytes, index: int) -> list[Any]:
+    if len(data) < _RESULT_HEADER.size:
+        raise LaneProtocolError(f"frame {index}: a result frame of {len(data)} bytes is truncated")
+    _, encoding, id_length, data_length, decode_ns, execute_ns, encode_ns = (
+        _RESULT_HEADER.unpack_from(data)
+    )
+    start = _RESULT_HEADER.size
+    if start + id_length + data_length != len(data):
+        raise LaneProtocolError(f"frame {index}: a result frame's lengths do not add up")
+    request_id = data[start : start + id_length].decode("utf-8", "replace")
+    payload = data[start + id_length :]
+    timing = [int(decode_ns), int(execute_ns), int(encode_ns)]
+    return [RESP_RESULT, request_id, payload, encoding, *timing]
+
+
 def decode_frame(data: bytes, index: int) -> list[Any]:
-    """A frame's msgpack array; LaneProtocolError for anything else."""
+    """A frame as a list `[kind, ...]` (binary call and result frames, or a msgpack array);
+    LaneProtocolError for anything else."""
+    if data and data[0] == CALL_MARKER:
+        return _decode_call(data, index)
+    if data and data[0] == RESULT_MARKER:
+        return _decode_result(data, index)
     try:
         frame = msgpack.unpackb(data, raw=False, use_list=True, strict_map_key=False)
     except Exception as error:

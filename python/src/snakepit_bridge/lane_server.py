@@ -51,6 +51,7 @@ from snakepit_bridge.lane import (
     Lane,
     LaneProtocolError,
     decode_frame,
+    encode_result as encode_result_frame,
 )
 from snakepit_bridge.native_region import Region
 from snakepit_bridge.server import WorkerServicer
@@ -203,6 +204,7 @@ class LaneServer:
         # (the lane is dead from here on, so the host's counter no longer matters).
         lane = self._lane
         lane.publish(OFF_REQ_HEAD, lane.load(OFF_REQ_HEAD) ^ 0x8000_0000, NO_FLAG, lane.out_word())
+        lane.wake(OFF_REQ_HEAD)
         with self._contexts_lock:
             running = list(self._contexts.values())
         for context in running:
@@ -365,16 +367,13 @@ class LaneServer:
         timing = response.timing
         result = response.result
         self._send(
-            self._packb(
-                [
-                    RESP_RESULT,
-                    request_id,
-                    result.data,
-                    result.encoding,
-                    timing.decode_ns,
-                    timing.execute_ns,
-                    timing.encode_ns,
-                ]
+            encode_result_frame(
+                request_id,
+                result.data,
+                result.encoding,
+                timing.decode_ns,
+                timing.execute_ns,
+                timing.encode_ns,
             )
         )
 
@@ -411,16 +410,8 @@ class LaneServer:
         except BaseException as error:  # noqa: BLE001
             return self._error_reply(request_id, error)
         encoded = time.perf_counter_ns()
-        return self._packb(
-            [
-                RESP_RESULT,
-                request_id,
-                data,
-                encoding,
-                decoded - started,
-                executed - decoded,
-                encoded - executed,
-            ]
+        return encode_result_frame(
+            request_id, data, encoding, decoded - started, executed - decoded, encoded - executed
         )
 
     def _error_reply(self, request_id: str, error: BaseException) -> bytes:

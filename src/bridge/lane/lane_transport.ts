@@ -24,7 +24,18 @@ import {
   type WorkerDescription,
   type WorkerTransport,
 } from "../transport.ts";
-import { FRAME_SPILL, LaneLayout, LaneProtocolError, OFF, REQ, RESP } from "./ring.ts";
+import {
+  type CallFrame,
+  decodeResultFrame,
+  encodeCallFrame,
+  FRAME_SPILL,
+  LaneLayout,
+  LaneProtocolError,
+  OFF,
+  REQ,
+  RESP,
+  RESULT_MARKER,
+} from "./ring.ts";
 
 const GRPC_CANCELLED = 1;
 const GRPC_DEADLINE_EXCEEDED = 4;
@@ -139,19 +150,7 @@ export class FastLaneTransport implements WorkerTransport {
     if (this.#closed) return Promise.reject(this.#closed);
     if (signal?.aborted) return Promise.reject(new ChannelError("CANCELLED: aborted before sending", GRPC_CANCELLED));
     const id = request.requestId;
-    const frame = packr.pack([
-      REQ.call,
-      id,
-      request.tool,
-      request.args,
-      request.encoding,
-      request.sessionId,
-      request.deadlineUnixMs,
-      request.correlationId,
-      request.traceparent,
-      false,
-      request.queueDeadlineUnixMs,
-    ]);
+    const frame = encodeCallFrame(callFrame(request, false));
     return new Promise<WireOutcome>((resolve, reject) => {
       let timer: ReturnType<typeof setTimeout> | undefined;
       let freeSpill: (() => void) | undefined;
@@ -246,19 +245,7 @@ export class FastLaneTransport implements WorkerTransport {
     let finished = false;
     let freeSpill: (() => void) | undefined;
     try {
-      freeSpill = this.#send(packr.pack([
-        REQ.call,
-        id,
-        request.tool,
-        request.args,
-        request.encoding,
-        request.sessionId,
-        request.deadlineUnixMs,
-        request.correlationId,
-        request.traceparent,
-        true,
-        request.queueDeadlineUnixMs,
-      ]));
+      freeSpill = this.#send(encodeCallFrame(callFrame(request, true)));
       this.#send(packr.pack([REQ.credit, id, STREAM_CREDIT_WINDOW]));
       let consumed = 0;
       while (true) {
@@ -440,12 +427,15 @@ export class FastLaneTransport implements WorkerTransport {
   }
 
   #dispatch(bytes: Uint8Array): void {
+    if (bytes[0] === RESULT_MARKER) return this.#dispatchResult(bytes);
     let frame = decodeFrame(bytes);
     if (frame[0] === FRAME_SPILL) {
       if (typeof frame[1] !== "string" || typeof frame[2] !== "number") {
         throw new LaneProtocolError(`bad spill frame ${describe(frame)}`);
       }
-      frame = decodeFrame(this.#env.readSpill(frame[1], frame[2]));
+      const spilled = this.#env.readSpill(frame[1], frame[2]);
+      if (spilled[0] === RESULT_MARKER) return this.#dispatchResult(spilled);
+      frame = decodeFrame(spilled);
     }
     const id = frame[1];
     const entry = typeof id === "string" ? this.#pending.get(id) : undefined;
@@ -504,6 +494,29 @@ export class FastLaneTransport implements WorkerTransport {
     return ((entry.index - this.#layout.load(OFF.reqStarted)) >>> 0) >= 0x8000_0000;
   }
 
+  /** A binary result frame: the hot path, without msgpack. */
+  #dispatchResult(bytes: Uint8Array): void {
+    const result = decodeResultFrame(bytes);
+    const entry = this.#pending.get(result.id);
+    if (entry === undefined) {
+      if (this.#tombstones.delete(result.id)) return; // A late reply to an abandoned call.
+      throw new LaneProtocolError(`a reply for unknown request ${JSON.stringify(result.id)}`);
+    }
+    if (entry.kind !== "call") throw new LaneProtocolError(`a call result for stream ${JSON.stringify(result.id)}`);
+    this.#pending.delete(result.id);
+    entry.cleanup();
+    if (entry.deadline > 0 && Date.now() >= entry.deadline) {
+      entry.reject(new ChannelError("DEADLINE_EXCEEDED: the call passed its deadline", GRPC_DEADLINE_EXCEEDED));
+      return;
+    }
+    entry.resolve({
+      ok: true,
+      data: result.data,
+      encoding: result.encoding,
+      timing: { decodeNs: result.decodeNs, executeNs: result.executeNs, encodeNs: result.encodeNs },
+    });
+  }
+
   #forget(id: string): void {
     this.#pending.delete(id);
     this.#tombstones.add(id);
@@ -552,6 +565,21 @@ export class FastLaneTransport implements WorkerTransport {
       }
     }
   }
+}
+
+function callFrame(request: WireRequest, stream: boolean): CallFrame {
+  return {
+    id: request.requestId,
+    tool: request.tool,
+    args: request.args,
+    encoding: request.encoding,
+    sessionId: request.sessionId,
+    deadlineUnixMs: request.deadlineUnixMs,
+    queueDeadlineUnixMs: request.queueDeadlineUnixMs,
+    correlationId: request.correlationId,
+    traceparent: request.traceparent,
+    stream,
+  };
 }
 
 function decodeFrame(bytes: Uint8Array): unknown[] {

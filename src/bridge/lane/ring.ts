@@ -53,6 +53,118 @@ export const RESP = { result: 1, error: 2, item: 3, end: 4, streamError: 5, expi
 /** A frame that lies in a region of its own: `[9, region name, bytes]`. */
 export const FRAME_SPILL = 9;
 
+/**
+ * The two hot frames have a fixed binary layout instead of msgpack (a msgpack array's first byte
+ * is 0x90 or more, so the markers cannot be confused with one):
+ *
+ * ```
+ * call   0x01, flags (1 stream), encoding, 0, f64 deadline_ms, f64 queue_deadline_ms,
+ *        u16 lengths of id, tool, session, correlation, traceparent, 0, u32 args length,
+ *        then those strings (UTF-8) and the args bytes
+ * result 0x02, encoding, u16 id length, u32 data length, f64 decode/execute/encode ns,
+ *        then the id and the data
+ * ```
+ */
+export const CALL_MARKER = 0x01;
+export const RESULT_MARKER = 0x02;
+export const CALL_HEADER_BYTES = 36;
+export const RESULT_HEADER_BYTES = 32;
+
+const utf8 = new TextEncoder();
+let scratch = new Uint8Array(4096);
+let scratchView = new DataView(scratch.buffer);
+
+/** The fields of a call frame. */
+export interface CallFrame {
+  id: string;
+  tool: string;
+  args: Uint8Array;
+  encoding: number;
+  sessionId: string;
+  deadlineUnixMs: number;
+  queueDeadlineUnixMs: number;
+  correlationId: string;
+  traceparent: string;
+  stream: boolean;
+}
+
+/**
+ * Encodes a call frame into a shared scratch buffer: the result is valid until the next call
+ * (the caller copies it into a slot at once).
+ */
+export function encodeCallFrame(call: CallFrame): Uint8Array {
+  const texts = [call.id, call.tool, call.sessionId, call.correlationId, call.traceparent];
+  let bound = CALL_HEADER_BYTES + call.args.byteLength;
+  for (const text of texts) bound += text.length * 3;
+  if (bound > scratch.byteLength) {
+    scratch = new Uint8Array(Math.max(bound, scratch.byteLength * 2));
+    scratchView = new DataView(scratch.buffer);
+  }
+  const view = scratchView;
+  view.setUint8(0, CALL_MARKER);
+  view.setUint8(1, call.stream ? 1 : 0);
+  view.setUint8(2, call.encoding);
+  view.setUint8(3, 0);
+  view.setFloat64(4, call.deadlineUnixMs, true);
+  view.setFloat64(12, call.queueDeadlineUnixMs, true);
+  let offset = CALL_HEADER_BYTES;
+  for (let index = 0; index < texts.length; index++) {
+    const written = writeText(texts[index]!, offset);
+    if (written > 0xffff) throw new RangeError(`A call's text field is ${written} bytes, over 65535`);
+    view.setUint16(20 + 2 * index, written, true);
+    offset += written;
+  }
+  view.setUint16(30, 0, true);
+  view.setUint32(32, call.args.byteLength, true);
+  scratch.set(call.args, offset);
+  return scratch.subarray(0, offset + call.args.byteLength);
+}
+
+/** Writes `text` as UTF-8 at `offset` of the scratch buffer; its byte length. */
+function writeText(text: string, offset: number): number {
+  const target = scratch;
+  for (let index = 0; index < text.length; index++) {
+    const code = text.charCodeAt(index);
+    // Ids and trace context are ASCII: a byte per character, no encoder call.
+    if (code >= 0x80) return utf8.encodeInto(text, target.subarray(offset)).written;
+    target[offset + index] = code;
+  }
+  return text.length;
+}
+
+/** A result frame's fields; LaneProtocolError when its lengths are inconsistent. */
+export function decodeResultFrame(
+  bytes: Uint8Array,
+): { id: string; data: Uint8Array; encoding: number; decodeNs: number; executeNs: number; encodeNs: number } {
+  if (bytes.byteLength < RESULT_HEADER_BYTES) {
+    throw new LaneProtocolError(`a result frame of ${bytes.byteLength} bytes is truncated`);
+  }
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const idLength = view.getUint16(2, true);
+  const dataLength = view.getUint32(4, true);
+  if (RESULT_HEADER_BYTES + idLength + dataLength !== bytes.byteLength) {
+    throw new LaneProtocolError(`a result frame's lengths do not add up to its ${bytes.byteLength} bytes`);
+  }
+  let id = "";
+  const idEnd = RESULT_HEADER_BYTES + idLength;
+  for (let index = RESULT_HEADER_BYTES; index < idEnd; index++) {
+    const byte = bytes[index]!;
+    if (byte >= 0x80) {
+      id = new TextDecoder().decode(bytes.subarray(RESULT_HEADER_BYTES, idEnd));
+      break;
+    }
+    id += String.fromCharCode(byte);
+  }
+  return {
+    id,
+    data: bytes.subarray(idEnd),
+    encoding: view.getUint8(1),
+    decodeNs: view.getFloat64(8, true),
+    executeNs: view.getFloat64(16, true),
+    encodeNs: view.getFloat64(24, true),
+  };
+}
+
 /** The lane's shared memory broke the protocol (stale, torn or malformed slot or frame). */
 export class LaneProtocolError extends Error {
   constructor(message: string) {
