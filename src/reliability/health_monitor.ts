@@ -213,7 +213,9 @@ export class HealthMonitor {
   /** Records a call that succeeded. */
   recordSuccess(): void {
     this.#counts.add("successes", this.#options.clock());
-    this.#evaluate();
+    // Healthy with no alert firing, a success changes nothing (it can only lower rates): skip
+    // the evaluation, which is most of a call's bookkeeping on the fast lane.
+    if (this.#status !== "healthy" || this.#firing.size > 0) this.#evaluate();
   }
 
   /**
