@@ -25,7 +25,6 @@ import {
   type WorkerTransport,
 } from "../transport.ts";
 import {
-  type CallFrame,
   decodeResultFrame,
   encodeCallFrame,
   FRAME_SPILL,
@@ -150,7 +149,7 @@ export class FastLaneTransport implements WorkerTransport {
     if (this.#closed) return Promise.reject(this.#closed);
     if (signal?.aborted) return Promise.reject(new ChannelError("CANCELLED: aborted before sending", GRPC_CANCELLED));
     const id = request.requestId;
-    const frame = encodeCallFrame(callFrame(request, false));
+    const frame = encodeCallFrame(request, false);
     return new Promise<WireOutcome>((resolve, reject) => {
       let timer: ReturnType<typeof setTimeout> | undefined;
       let freeSpill: (() => void) | undefined;
@@ -245,7 +244,7 @@ export class FastLaneTransport implements WorkerTransport {
     let finished = false;
     let freeSpill: (() => void) | undefined;
     try {
-      freeSpill = this.#send(encodeCallFrame(callFrame(request, true)));
+      freeSpill = this.#send(encodeCallFrame(request, true));
       this.#send(packr.pack([REQ.credit, id, STREAM_CREDIT_WINDOW]));
       let consumed = 0;
       while (true) {
@@ -565,21 +564,6 @@ export class FastLaneTransport implements WorkerTransport {
       }
     }
   }
-}
-
-function callFrame(request: WireRequest, stream: boolean): CallFrame {
-  return {
-    id: request.requestId,
-    tool: request.tool,
-    args: request.args,
-    encoding: request.encoding,
-    sessionId: request.sessionId,
-    deadlineUnixMs: request.deadlineUnixMs,
-    queueDeadlineUnixMs: request.queueDeadlineUnixMs,
-    correlationId: request.correlationId,
-    traceparent: request.traceparent,
-    stream,
-  };
 }
 
 function decodeFrame(bytes: Uint8Array): unknown[] {

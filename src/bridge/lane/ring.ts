@@ -19,6 +19,7 @@
  *
  * @module
  */
+import type { WireRequest } from "../transport.ts";
 
 /** "SPLN", little-endian. */
 export const LANE_MAGIC = 0x4e4c5053;
@@ -74,26 +75,12 @@ const utf8 = new TextEncoder();
 let scratch = new Uint8Array(4096);
 let scratchView = new DataView(scratch.buffer);
 
-/** The fields of a call frame. */
-export interface CallFrame {
-  id: string;
-  tool: string;
-  args: Uint8Array;
-  encoding: number;
-  sessionId: string;
-  deadlineUnixMs: number;
-  queueDeadlineUnixMs: number;
-  correlationId: string;
-  traceparent: string;
-  stream: boolean;
-}
-
 /**
  * Encodes a call frame into a shared scratch buffer: the result is valid until the next call
  * (the caller copies it into a slot at once).
  */
-export function encodeCallFrame(call: CallFrame): Uint8Array {
-  const texts = [call.id, call.tool, call.sessionId, call.correlationId, call.traceparent];
+export function encodeCallFrame(call: WireRequest, stream: boolean): Uint8Array {
+  const texts = [call.requestId, call.tool, call.sessionId, call.correlationId, call.traceparent];
   let bound = CALL_HEADER_BYTES + call.args.byteLength;
   for (const text of texts) bound += text.length * 3;
   if (bound > scratch.byteLength) {
@@ -102,7 +89,7 @@ export function encodeCallFrame(call: CallFrame): Uint8Array {
   }
   const view = scratchView;
   view.setUint8(0, CALL_MARKER);
-  view.setUint8(1, call.stream ? 1 : 0);
+  view.setUint8(1, stream ? 1 : 0);
   view.setUint8(2, call.encoding);
   view.setUint8(3, 0);
   view.setFloat64(4, call.deadlineUnixMs, true);
