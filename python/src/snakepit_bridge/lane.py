@@ -207,6 +207,10 @@ class Lane:
         """A plain read of a header word: a hint (the native wait gives the ordered value)."""
         return _WORD.unpack_from(self._view, offset)[0]
 
+    def store(self, offset: int, value: int) -> None:
+        """A plain store of a header word this process alone writes (the started counter)."""
+        _WORD.pack_into(self._view, offset, value & U32_MASK)
+
     def wait(
         self,
         offset: int,

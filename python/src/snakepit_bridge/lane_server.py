@@ -64,6 +64,8 @@ DEFAULT_SPIN_NS = 50_000
 # A parked reader returns to Python this often (stop() ends its wait at once by moving the word
 # it waits on); an idle worker does nothing else.
 PARK_TIMEOUT_NS = 2_000_000_000
+# A call started closer than this to its queue deadline is counted with a seq_cst store.
+STARTED_FENCE_MARGIN_MS = 50.0
 
 
 class _RpcContext:
@@ -303,10 +305,17 @@ class LaneServer:
         request_id = frame[1]
         stream = bool(frame[9])
         queue_deadline = frame[10]
-        # Counted started (a seq_cst store) before the deadline is read: a host that found the
-        # call unstarted at its queue deadline reads the clock after this check does.
-        self._lane.publish(OFF_REQ_STARTED, index + 1, NO_FLAG, self._reader_out)
-        if queue_deadline and queue_deadline <= time.time() * 1000:
+        # Counted started before the deadline is read: a host that found the call unstarted at
+        # its queue deadline reads the clock after this check does. Near the deadline that
+        # takes a seq_cst store (a native call); well before it a plain store is long visible
+        # by the time the host looks.
+        now_ms = time.time() * 1000
+        if queue_deadline and queue_deadline - now_ms < STARTED_FENCE_MARGIN_MS:
+            self._lane.publish(OFF_REQ_STARTED, index + 1, NO_FLAG, self._reader_out)
+            now_ms = time.time() * 1000
+        else:
+            self._lane.store(OFF_REQ_STARTED, index + 1)
+        if queue_deadline and queue_deadline <= now_ms:
             with self._contexts_lock:
                 self._cancelled_early.pop(request_id, None)
                 if stream:
