@@ -58,7 +58,7 @@ export class CallRunner {
     readonly health: HealthMonitor,
   ) {}
 
-  async call<T>(request: WireRequest, context: CallContext, acquire: () => Promise<WorkerHandle>): Promise<T> {
+  async call<T>(request: WireRequest, context: CallContext, acquire: () => WorkerHandle | Promise<WorkerHandle>): Promise<T> {
     const queuedAt = performance.now();
     let worker: WorkerHandle | undefined;
     let dispatchedAt = queuedAt;
@@ -67,13 +67,17 @@ export class CallRunner {
     let timing: CallTiming | undefined;
     try {
       while (true) {
-        worker = await acquire();
+        const acquired = acquire();
+        worker = acquired instanceof Promise ? await acquired : acquired;
         dispatchedAt = performance.now();
         this.#started(request, context, worker, dispatchedAt - queuedAt);
-        const crash = this.#crashWatch(worker, context);
+        // The fast lane fails its calls itself when the worker exits (its exit closes the
+        // transport); gRPC may not notice a dead peer at once, so the exit races the call.
+        const crash = worker.transport.kind === "fast-lane" ? undefined : this.#crashWatch(worker, context);
         try {
           request.deadlineUnixMs = context.timeoutMs ? Date.now() + context.timeoutMs : 0;
-          const outcome = await Promise.race([worker.transport.execute(request, context.signal), crash.promise]);
+          const execution = worker.transport.execute(request, context.signal);
+          const outcome = crash ? await Promise.race([execution, crash.promise]) : await execution;
           if (!outcome.ok) {
             if (request.deadlineUnixMs > 0 && Date.now() >= request.deadlineUnixMs) {
               // The worker's own deadline check answered just before the host's timer fired:
@@ -110,7 +114,7 @@ export class CallRunner {
           holdSlot = translated.cancelledWhileRunning;
           throw translated.error;
         } finally {
-          crash.dispose();
+          crash?.dispose();
         }
       }
     } catch (error) {
@@ -122,7 +126,11 @@ export class CallRunner {
     }
   }
 
-  async *stream<T>(request: WireRequest, context: CallContext, acquire: () => Promise<WorkerHandle>): AsyncGenerator<T> {
+  async *stream<T>(
+    request: WireRequest,
+    context: CallContext,
+    acquire: () => WorkerHandle | Promise<WorkerHandle>,
+  ): AsyncGenerator<T> {
     const queuedAt = performance.now();
     let worker: WorkerHandle | undefined;
     let dispatchedAt = queuedAt;

@@ -339,7 +339,8 @@ export class Pool implements AsyncDisposable {
   }
 
   /** Finds a worker for a call: its session's, a free one, or a place in the queue. */
-  async #acquire(request: WireRequest, context: CallContext): Promise<WorkerHandle> {
+  /** Synchronous when a worker is free (the common case costs no promise), else the wait. */
+  #acquire(request: WireRequest, context: CallContext): WorkerHandle | Promise<WorkerHandle> {
     if (this.#closing) throw new PoolClosedError(`Cannot call "${context.tool}": pool "${this.name}" is closed`);
     const sessionId = context.sessionId;
     let target: WorkerHandle | undefined;
@@ -369,13 +370,14 @@ export class Pool implements AsyncDisposable {
         { maxQueue: this.#options.maxQueue, correlationId: context.correlationId, suggestion: "retry with back-off, or raise size or maxQueue" },
       );
     }
-    const worker = await this.#queue.wait(target, context.queueTimeoutMs, context.signal, () =>
+    return this.#queue.wait(target, context.queueTimeoutMs, context.signal, () =>
       new QueueTimeoutError(
         `Call "${context.tool}" waited ${context.queueTimeoutMs} ms for a worker and was dropped without running`,
         { queueTimeoutMs: context.queueTimeoutMs, correlationId: context.correlationId },
-      ));
-    if (sessionId !== undefined) this.#sessions.pin(sessionId, worker);
-    return worker;
+      )).then((worker) => {
+        if (sessionId !== undefined) this.#sessions.pin(sessionId, worker);
+        return worker;
+      });
   }
 
   #take(worker: WorkerHandle, sessionId: string | undefined): WorkerHandle {
