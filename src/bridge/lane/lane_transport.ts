@@ -34,6 +34,7 @@ import {
   REQ,
   RESP,
   RESULT_MARKER,
+  type ResultFrame,
 } from "./ring.ts";
 
 const GRPC_CANCELLED = 1;
@@ -81,6 +82,8 @@ interface PendingCall {
   kind: "call";
   /** Absolute deadline in Unix ms; 0 for none. */
   deadline: number;
+  /** Unix ms past which, unstarted, it fails as queue-expired; 0 when not watched. */
+  queueDeadline: number;
   /** The request frame's index in the ring, once published (undefined in the backlog). */
   index: number | undefined;
   resolve: (outcome: WireOutcome) => void;
@@ -123,6 +126,9 @@ export class FastLaneTransport implements WorkerTransport {
   readonly #layout: LaneLayout;
   readonly #pending = new Map<string, Pending>();
   readonly #tombstones = new Set<string>();
+  readonly #queueWatched = new Map<string, PendingCall>();
+  #queueTimer: ReturnType<typeof setTimeout> | undefined;
+  #queueTimerAt = 0;
   readonly #backlog: Array<{ frame: Uint8Array; entry: PendingCall | undefined }> = [];
   readonly #spinMs: number;
   readonly #decoders = replyDecoders();
@@ -161,16 +167,16 @@ export class FastLaneTransport implements WorkerTransport {
         reject(error);
       };
       const onAbort = () => abandon(new ChannelError("CANCELLED: the call was aborted", GRPC_CANCELLED));
-      let queueTimer: ReturnType<typeof setTimeout> | undefined;
       const entry: PendingCall = {
         kind: "call",
         deadline: request.deadlineUnixMs,
+        queueDeadline: 0,
         index: undefined,
         resolve,
         reject,
         cleanup: () => {
           if (timer !== undefined) clearTimeout(timer);
-          if (queueTimer !== undefined) clearTimeout(queueTimer);
+          if (entry.queueDeadline !== 0) this.#queueWatched.delete(id);
           signal?.removeEventListener("abort", onAbort);
           freeSpill?.();
         },
@@ -178,17 +184,8 @@ export class FastLaneTransport implements WorkerTransport {
       // Behind other calls, this one waits in the ring: past its queue deadline, if the worker
       // has not started it, it fails now (the worker, reaching it later, drops it unrun: it checks
       // the same deadline after counting it started, so the two never disagree).
-      if (request.queueDeadlineUnixMs > 0 && this.#pending.size > 0) {
-        queueTimer = setTimeout(() => {
-          if (this.#pending.get(id) !== entry || this.#started(entry)) return;
-          this.#forget(id);
-          entry.cleanup();
-          reject(new ChannelError("RESOURCE_EXHAUSTED: the call waited in the worker's queue past its budget", GRPC_RESOURCE_EXHAUSTED, {
-            notStarted: "queue-expired",
-          }));
-        }, Math.max(0, request.queueDeadlineUnixMs - Date.now()));
-      }
       this.#pending.set(id, entry);
+      if (request.queueDeadlineUnixMs > 0 && this.#pending.size > 1) this.#watchQueue(id, entry, request.queueDeadlineUnixMs);
       if (request.deadlineUnixMs > 0) {
         timer = setTimeout(
           () => abandon(new ChannelError("DEADLINE_EXCEEDED: the call passed its deadline", GRPC_DEADLINE_EXCEEDED)),
@@ -413,27 +410,30 @@ export class FastLaneTransport implements WorkerTransport {
     if (((head - index) >>> 0) > layout.slotCount) {
       throw new LaneProtocolError(`response head ${head} is more than ${layout.slotCount} frames past ${index}`);
     }
-    const frames: Uint8Array[] = [];
+    const frames: Array<ResultFrame | Uint8Array> = [];
     while (index !== head) {
-      frames.push(layout.readResponse(index));
+      frames.push(layout.readResponseFrame(index));
       index = (index + 1) >>> 0;
     }
     this.#responseTail = index;
     layout.store(OFF.respTail, index);
     if (Atomics.exchange(layout.words, OFF.respSpaceParked >>> 2, 0) !== 0) this.#env.wakeWord(OFF.respTail);
-    for (const bytes of frames) this.#dispatch(bytes);
+    for (const frame of frames) {
+      if (frame instanceof Uint8Array) this.#dispatch(frame);
+      else this.#dispatchResult(frame);
+    }
     return true;
   }
 
   #dispatch(bytes: Uint8Array): void {
-    if (bytes[0] === RESULT_MARKER) return this.#dispatchResult(bytes);
+    if (bytes[0] === RESULT_MARKER) return this.#dispatchResult(decodeResultFrame(bytes));
     let frame = decodeFrame(bytes);
     if (frame[0] === FRAME_SPILL) {
       if (typeof frame[1] !== "string" || typeof frame[2] !== "number") {
         throw new LaneProtocolError(`bad spill frame ${describe(frame)}`);
       }
       const spilled = this.#env.readSpill(frame[1], frame[2]);
-      if (spilled[0] === RESULT_MARKER) return this.#dispatchResult(spilled);
+      if (spilled[0] === RESULT_MARKER) return this.#dispatchResult(decodeResultFrame(spilled));
       frame = decodeFrame(spilled);
     }
     const id = frame[1];
@@ -494,8 +494,7 @@ export class FastLaneTransport implements WorkerTransport {
   }
 
   /** A binary result frame: the hot path, without msgpack. */
-  #dispatchResult(bytes: Uint8Array): void {
-    const result = decodeResultFrame(bytes);
+  #dispatchResult(result: ResultFrame): void {
     const entry = this.#pending.get(result.id);
     if (entry === undefined) {
       if (this.#tombstones.delete(result.id)) return; // A late reply to an abandoned call.
@@ -514,6 +513,44 @@ export class FastLaneTransport implements WorkerTransport {
       encoding: result.encoding,
       timing: { decodeNs: result.decodeNs, executeNs: result.executeNs, encodeNs: result.encodeNs },
     });
+  }
+
+  /**
+   * Watches a call that waits in the ring behind others: one timer per lane, armed at the
+   * earliest queue deadline (a timer per call would cost more than the call).
+   */
+  #watchQueue(id: string, entry: PendingCall, queueDeadline: number): void {
+    entry.queueDeadline = queueDeadline;
+    this.#queueWatched.set(id, entry);
+    if (this.#queueTimer === undefined || queueDeadline < this.#queueTimerAt) this.#armQueueTimer(queueDeadline);
+  }
+
+  #armQueueTimer(at: number): void {
+    if (this.#queueTimer !== undefined) clearTimeout(this.#queueTimer);
+    this.#queueTimerAt = at;
+    this.#queueTimer = setTimeout(() => this.#expireQueued(), Math.max(0, at - Date.now()));
+  }
+
+  /** Fails the watched calls past their queue deadline that the worker has not started. */
+  #expireQueued(): void {
+    this.#queueTimer = undefined;
+    const now = Date.now();
+    let next = Infinity;
+    for (const [id, entry] of this.#queueWatched) {
+      if (this.#pending.get(id) !== entry || this.#started(entry)) {
+        this.#queueWatched.delete(id);
+      } else if (entry.queueDeadline <= now) {
+        this.#queueWatched.delete(id);
+        this.#forget(id);
+        entry.cleanup();
+        entry.reject(new ChannelError("RESOURCE_EXHAUSTED: the call waited in the worker's queue past its budget", GRPC_RESOURCE_EXHAUSTED, {
+          notStarted: "queue-expired",
+        }));
+      } else {
+        next = Math.min(next, entry.queueDeadline);
+      }
+    }
+    if (next !== Infinity && !this.#closed) this.#armQueueTimer(next);
   }
 
   #forget(id: string): void {
@@ -549,6 +586,8 @@ export class FastLaneTransport implements WorkerTransport {
     if (this.#closed) return;
     this.#closed = error;
     spinning.delete(this);
+    if (this.#queueTimer !== undefined) clearTimeout(this.#queueTimer);
+    this.#queueWatched.clear();
     const pending = [...this.#pending.values()];
     this.#pending.clear();
     this.#backlog.length = 0;

@@ -119,36 +119,54 @@ function writeText(text: string, offset: number): number {
   return text.length;
 }
 
-/** A result frame's fields; LaneProtocolError when its lengths are inconsistent. */
-export function decodeResultFrame(
-  bytes: Uint8Array,
-): { id: string; data: Uint8Array; encoding: number; decodeNs: number; executeNs: number; encodeNs: number } {
-  if (bytes.byteLength < RESULT_HEADER_BYTES) {
-    throw new LaneProtocolError(`a result frame of ${bytes.byteLength} bytes is truncated`);
-  }
+/** A decoded result frame. */
+export interface ResultFrame {
+  id: string;
+  data: Uint8Array;
+  encoding: number;
+  decodeNs: number;
+  executeNs: number;
+  encodeNs: number;
+}
+
+/** A result frame's fields (its data a view of `bytes`); LaneProtocolError when lengths are off. */
+export function decodeResultFrame(bytes: Uint8Array): ResultFrame {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const idLength = view.getUint16(2, true);
-  const dataLength = view.getUint32(4, true);
-  if (RESULT_HEADER_BYTES + idLength + dataLength !== bytes.byteLength) {
-    throw new LaneProtocolError(`a result frame's lengths do not add up to its ${bytes.byteLength} bytes`);
+  return decodeResultAt(bytes, view, 0, bytes.byteLength, false);
+}
+
+/**
+ * Decodes the result frame of `length` bytes at `start` of `bytes` (`view` over the same bytes);
+ * `copy`: whether the data must be copied out (it lies in a ring slot that will be reused).
+ */
+function decodeResultAt(bytes: Uint8Array, view: DataView, start: number, length: number, copy: boolean): ResultFrame {
+  if (length < RESULT_HEADER_BYTES) {
+    throw new LaneProtocolError(`a result frame of ${length} bytes is truncated`);
   }
+  const idLength = view.getUint16(start + 2, true);
+  const dataLength = view.getUint32(start + 4, true);
+  if (RESULT_HEADER_BYTES + idLength + dataLength !== length) {
+    throw new LaneProtocolError(`a result frame's lengths do not add up to its ${length} bytes`);
+  }
+  const idStart = start + RESULT_HEADER_BYTES;
+  const idEnd = idStart + idLength;
   let id = "";
-  const idEnd = RESULT_HEADER_BYTES + idLength;
-  for (let index = RESULT_HEADER_BYTES; index < idEnd; index++) {
+  for (let index = idStart; index < idEnd; index++) {
     const byte = bytes[index]!;
     if (byte >= 0x80) {
-      id = new TextDecoder().decode(bytes.subarray(RESULT_HEADER_BYTES, idEnd));
+      id = new TextDecoder().decode(bytes.subarray(idStart, idEnd));
       break;
     }
     id += String.fromCharCode(byte);
   }
+  const end = start + length;
   return {
     id,
-    data: bytes.subarray(idEnd),
-    encoding: view.getUint8(1),
-    decodeNs: view.getFloat64(8, true),
-    executeNs: view.getFloat64(16, true),
-    encodeNs: view.getFloat64(24, true),
+    data: copy ? bytes.slice(idEnd, end) : bytes.subarray(idEnd, end),
+    encoding: view.getUint8(start + 1),
+    decodeNs: view.getFloat64(start + 8, true),
+    executeNs: view.getFloat64(start + 16, true),
+    encodeNs: view.getFloat64(start + 24, true),
   };
 }
 
@@ -174,11 +192,13 @@ export class LaneLayout {
   readonly slotCount: number;
   readonly capacity: number;
   readonly #mask: number;
+  readonly #view: DataView;
 
   /** Wraps an initialized region payload (see {@link LaneLayout.initialize}). */
   constructor(bytes: Uint8Array) {
     this.bytes = bytes;
     this.words = new Uint32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength >>> 2);
+    this.#view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
     const words = this.words;
     if (words[OFF.magic >>> 2] !== LANE_MAGIC) throw new LaneProtocolError("the region is not a fast lane");
     if (words[OFF.version >>> 2] !== LANE_VERSION) {
@@ -235,12 +255,31 @@ export class LaneLayout {
     return this.#read(this.responseSlot(index), index);
   }
 
+  /**
+   * Response frame `index`: a result frame decoded in place (only its data copied out), or a
+   * copy of any other frame's bytes.
+   */
+  readResponseFrame(index: number): ResultFrame | Uint8Array {
+    const offset = this.responseSlot(index);
+    const length = this.#check(offset, index);
+    const start = offset + SLOT_HEADER_BYTES;
+    if (this.bytes[start] !== RESULT_MARKER) return this.bytes.slice(start, start + length);
+    return decodeResultAt(this.bytes, this.#view, start, length, true);
+  }
+
   /** A copy of request frame `index` (for tests and diagnostics). */
   readRequest(index: number): Uint8Array {
     return this.#read(this.requestSlot(index), index);
   }
 
   #read(offset: number, index: number): Uint8Array {
+    const length = this.#check(offset, index);
+    const start = offset + SLOT_HEADER_BYTES;
+    return this.bytes.slice(start, start + length);
+  }
+
+  /** Checks the slot header at `offset` for frame `index`; the frame's length. */
+  #check(offset: number, index: number): number {
     const word = offset >>> 2;
     const sequence = this.words[word];
     const epoch = this.words[word + 1];
@@ -256,8 +295,7 @@ export class LaneLayout {
     if (length === 0 || length > this.capacity) {
       throw new LaneProtocolError(`frame ${index} claims ${length} bytes; a slot holds 1 to ${this.capacity}`);
     }
-    const start = offset + SLOT_HEADER_BYTES;
-    return this.bytes.slice(start, start + length);
+    return length;
   }
 
   load(offset: number): number {
