@@ -78,17 +78,15 @@ export class CallRunner {
           request.deadlineUnixMs = context.timeoutMs ? Date.now() + context.timeoutMs : 0;
           const execution = worker.transport.execute(request, context.signal);
           const outcome = crash ? await Promise.race([execution, crash.promise]) : await execution;
-          if (!outcome.ok) {
-            if (request.deadlineUnixMs > 0 && Date.now() >= request.deadlineUnixMs) {
-              // The worker's own deadline check answered just before the host's timer fired:
-              // the caller sees the timeout either way (whatever the transport).
-              throw new CallTimeoutError(
-                `Call "${context.tool}" timed out after ${context.timeoutMs} ms; the worker was told to cancel it`,
-                { timeoutMs: context.timeoutMs!, correlationId: context.correlationId },
-              );
-            }
-            throw errorFromWire(outcome.error, context);
+          if (request.deadlineUnixMs > 0 && Date.now() >= request.deadlineUnixMs) {
+            // A reply that crossed the deadline (the worker's own deadline check, or a host timer
+            // firing late) is the timeout, whatever the transport.
+            throw new CallTimeoutError(
+              `Call "${context.tool}" timed out after ${context.timeoutMs} ms; the worker was told to cancel it`,
+              { timeoutMs: context.timeoutMs!, correlationId: context.correlationId },
+            );
           }
+          if (!outcome.ok) throw errorFromWire(outcome.error, context);
           const answeredAt = performance.now();
           const value = decodePayload(outcome.data, outcome.encoding) as T;
           const decodeMs = performance.now() - answeredAt;

@@ -45,7 +45,6 @@ from snakepit_bridge.lane import (
     RESP_ERROR,
     RESP_EXPIRED,
     RESP_ITEM,
-    RESP_RESULT,
     RESP_STREAM_ERROR,
     U32_MASK,
     Lane,
@@ -187,7 +186,7 @@ class LaneServer:
             if kind == "garbage":
                 ring.write(head, b"\xc1\xc1\xc1")  # 0xc1 is a byte msgpack never uses
             else:
-                ring.write(head, self._packb([RESP_RESULT, "no-such-request", b"", 1, 0, 0, 0]))
+                ring.write(head, encode_result_frame("no-such-request", b"\xc0", 1, 0, 0, 0))
             if kind == "stale-epoch":
                 ring.patch_header(head, 1, lane.epoch ^ 0x5A5A5A5A)
             elif kind == "torn":

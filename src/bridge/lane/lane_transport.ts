@@ -14,6 +14,7 @@
  * @module
  */
 import { Packr, Unpackr } from "msgpackr";
+import { GrpcStatus } from "../../errors/snakepit_error.ts";
 import { replyDecoders } from "../_proto.ts";
 import {
   ChannelError,
@@ -37,11 +38,6 @@ import {
   type ResultFrame,
 } from "./ring.ts";
 
-const GRPC_CANCELLED = 1;
-const GRPC_DEADLINE_EXCEEDED = 4;
-const GRPC_RESOURCE_EXHAUSTED = 8;
-const GRPC_INTERNAL = 13;
-const GRPC_UNAVAILABLE = 14;
 /** Stream items the worker may send ahead of the consumer. */
 export const STREAM_CREDIT_WINDOW = 16;
 /** Ids of abandoned calls whose late replies are dropped quietly (oldest forgotten first). */
@@ -80,8 +76,6 @@ export interface LaneEnvironment {
 
 interface PendingCall {
   kind: "call";
-  /** Absolute deadline in Unix ms; 0 for none. */
-  deadline: number;
   /** Unix ms past which, unstarted, it fails as queue-expired; 0 when not watched. */
   queueDeadline: number;
   /** The request frame's index in the ring, once published (undefined in the backlog). */
@@ -153,7 +147,7 @@ export class FastLaneTransport implements WorkerTransport {
 
   execute(request: WireRequest, signal?: AbortSignal): Promise<WireOutcome> {
     if (this.#closed) return Promise.reject(this.#closed);
-    if (signal?.aborted) return Promise.reject(new ChannelError("CANCELLED: aborted before sending", GRPC_CANCELLED));
+    if (signal?.aborted) return Promise.reject(new ChannelError("CANCELLED: aborted before sending", GrpcStatus.CANCELLED));
     const id = request.requestId;
     const frame = encodeCallFrame(request, false);
     return new Promise<WireOutcome>((resolve, reject) => {
@@ -166,10 +160,9 @@ export class FastLaneTransport implements WorkerTransport {
         entry.cleanup();
         reject(error);
       };
-      const onAbort = () => abandon(new ChannelError("CANCELLED: the call was aborted", GRPC_CANCELLED));
+      const onAbort = () => abandon(new ChannelError("CANCELLED: the call was aborted", GrpcStatus.CANCELLED));
       const entry: PendingCall = {
         kind: "call",
-        deadline: request.deadlineUnixMs,
         queueDeadline: 0,
         index: undefined,
         resolve,
@@ -188,7 +181,7 @@ export class FastLaneTransport implements WorkerTransport {
       if (request.queueDeadlineUnixMs > 0 && this.#pending.size > 1) this.#watchQueue(id, entry, request.queueDeadlineUnixMs);
       if (request.deadlineUnixMs > 0) {
         timer = setTimeout(
-          () => abandon(new ChannelError("DEADLINE_EXCEEDED: the call passed its deadline", GRPC_DEADLINE_EXCEEDED)),
+          () => abandon(new ChannelError("DEADLINE_EXCEEDED: the call passed its deadline", GrpcStatus.DEADLINE_EXCEEDED)),
           Math.max(0, request.deadlineUnixMs - Date.now()),
         );
       }
@@ -205,7 +198,7 @@ export class FastLaneTransport implements WorkerTransport {
 
   async *stream(request: WireRequest, signal?: AbortSignal): AsyncIterable<WireStreamEvent> {
     if (this.#closed) throw this.#closed;
-    if (signal?.aborted) throw new ChannelError("CANCELLED: aborted before sending", GRPC_CANCELLED);
+    if (signal?.aborted) throw new ChannelError("CANCELLED: aborted before sending", GrpcStatus.CANCELLED);
     const id = request.requestId;
     const events: WireStreamEvent[] = [];
     let failure: Error | undefined;
@@ -227,14 +220,14 @@ export class FastLaneTransport implements WorkerTransport {
       },
     });
     const onAbort = () => {
-      failure ??= new ChannelError("CANCELLED: the stream was aborted", GRPC_CANCELLED);
+      failure ??= new ChannelError("CANCELLED: the stream was aborted", GrpcStatus.CANCELLED);
       notify();
     };
     signal?.addEventListener("abort", onAbort, { once: true });
     let timer: ReturnType<typeof setTimeout> | undefined;
     if (request.deadlineUnixMs > 0) {
       timer = setTimeout(() => {
-        failure ??= new ChannelError("DEADLINE_EXCEEDED: the stream passed its deadline", GRPC_DEADLINE_EXCEEDED);
+        failure ??= new ChannelError("DEADLINE_EXCEEDED: the stream passed its deadline", GrpcStatus.DEADLINE_EXCEEDED);
         notify();
       }, Math.max(0, request.deadlineUnixMs - Date.now()));
     }
@@ -249,7 +242,7 @@ export class FastLaneTransport implements WorkerTransport {
           await new Promise<void>((resolve) => (wake = resolve));
         }
         if (failure !== undefined && events.length === 0) throw failure;
-        if (failure !== undefined && !(failure instanceof ChannelError && failure.grpcStatus === GRPC_UNAVAILABLE)) {
+        if (failure !== undefined && !(failure instanceof ChannelError && failure.grpcStatus === GrpcStatus.UNAVAILABLE)) {
           throw failure; // Aborted or past the deadline: stop now, items queued or not.
         }
         const event = events.shift()!;
@@ -299,7 +292,7 @@ export class FastLaneTransport implements WorkerTransport {
 
   close(): void {
     if (this.#closed) return;
-    this.#fail(new ChannelError("UNAVAILABLE: the worker's fast lane closed", GRPC_UNAVAILABLE), true);
+    this.#fail(new ChannelError("UNAVAILABLE: the worker's fast lane closed", GrpcStatus.UNAVAILABLE), true);
     this.#env.control.close();
     this.#env.release();
   }
@@ -446,28 +439,15 @@ export class FastLaneTransport implements WorkerTransport {
     if (entry.kind === "call") {
       this.#pending.delete(id as string);
       entry.cleanup();
-      if (entry.deadline > 0 && Date.now() >= entry.deadline) {
-        // The deadline wins over a reply that crossed it (a late timer; the worker's own
-        // deadline check), as it does over gRPC.
-        entry.reject(new ChannelError("DEADLINE_EXCEEDED: the call passed its deadline", GRPC_DEADLINE_EXCEEDED));
-        return;
-      }
       if (kind === RESP.expired) {
         entry.reject(
-          new ChannelError("RESOURCE_EXHAUSTED: the call waited in the worker's queue past its budget and never ran", GRPC_RESOURCE_EXHAUSTED, {
+          new ChannelError("RESOURCE_EXHAUSTED: the call waited in the worker's queue past its budget and never ran", GrpcStatus.RESOURCE_EXHAUSTED, {
             notStarted: "queue-expired",
           }),
         );
         return;
       }
-      if (kind === RESP.result && frame.length === 7) {
-        entry.resolve({
-          ok: true,
-          data: frame[2] as Uint8Array,
-          encoding: frame[3] as number,
-          timing: { decodeNs: frame[4] as number, executeNs: frame[5] as number, encodeNs: frame[6] as number },
-        });
-      } else if (kind === RESP.error && frame[2] instanceof Uint8Array) {
+      if (kind === RESP.error && frame[2] instanceof Uint8Array) {
         entry.resolve({ ok: false, error: this.#decoders.executeResponse(frame[2]).error });
       } else {
         throw new LaneProtocolError(`frame ${describe(frame)} is not a reply to a call`);
@@ -503,10 +483,6 @@ export class FastLaneTransport implements WorkerTransport {
     if (entry.kind !== "call") throw new LaneProtocolError(`a call result for stream ${JSON.stringify(result.id)}`);
     this.#pending.delete(result.id);
     entry.cleanup();
-    if (entry.deadline > 0 && Date.now() >= entry.deadline) {
-      entry.reject(new ChannelError("DEADLINE_EXCEEDED: the call passed its deadline", GRPC_DEADLINE_EXCEEDED));
-      return;
-    }
     entry.resolve({
       ok: true,
       data: result.data,
@@ -543,7 +519,7 @@ export class FastLaneTransport implements WorkerTransport {
         this.#queueWatched.delete(id);
         this.#forget(id);
         entry.cleanup();
-        entry.reject(new ChannelError("RESOURCE_EXHAUSTED: the call waited in the worker's queue past its budget", GRPC_RESOURCE_EXHAUSTED, {
+        entry.reject(new ChannelError("RESOURCE_EXHAUSTED: the call waited in the worker's queue past its budget", GrpcStatus.RESOURCE_EXHAUSTED, {
           notStarted: "queue-expired",
         }));
       } else {
@@ -573,7 +549,7 @@ export class FastLaneTransport implements WorkerTransport {
 
   #broken(error: unknown): void {
     const reason = error instanceof LaneProtocolError ? error : new LaneProtocolError(String((error as Error)?.message ?? error));
-    this.#fail(new ChannelError(`INTERNAL: ${reason.message}; the worker is being replaced`, GRPC_INTERNAL, { cause: reason }));
+    this.#fail(new ChannelError(`INTERNAL: ${reason.message}; the worker is being replaced`, GrpcStatus.INTERNAL, { cause: reason }));
     this.#env.onBroken(reason);
   }
 
@@ -591,7 +567,7 @@ export class FastLaneTransport implements WorkerTransport {
     const pending = [...this.#pending.values()];
     this.#pending.clear();
     this.#backlog.length = 0;
-    const unstarted = new ChannelError("UNAVAILABLE: the worker exited before starting the call", GRPC_UNAVAILABLE, {
+    const unstarted = new ChannelError("UNAVAILABLE: the worker exited before starting the call", GrpcStatus.UNAVAILABLE, {
       notStarted: "worker-gone",
     });
     for (const entry of pending) {
