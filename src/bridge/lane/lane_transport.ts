@@ -13,9 +13,7 @@
  *
  * @module
  */
-import { Packr, Unpackr } from "msgpackr";
 import { GrpcStatus } from "../../errors/snakepit_error.ts";
-import { replyDecoders } from "../_proto.ts";
 import {
   ChannelError,
   type PingInfo,
@@ -25,6 +23,9 @@ import {
   type WorkerDescription,
   type WorkerTransport,
 } from "../transport.ts";
+import { decodeFrame, describeFrame, encodeFrame } from "./_msgpack_frames.ts";
+import { type PendingCall, PendingReplies } from "./_pending_replies.ts";
+import { keepPolling, stopPolling } from "./_poller.ts";
 import {
   decodeResultFrame,
   encodeCallFrame,
@@ -33,27 +34,12 @@ import {
   LaneProtocolError,
   OFF,
   REQ,
-  RESP,
   RESULT_MARKER,
   type ResultFrame,
 } from "./ring.ts";
 
 /** Stream items the worker may send ahead of the consumer. */
 export const STREAM_CREDIT_WINDOW = 16;
-/** Ids of abandoned calls whose late replies are dropped quietly (oldest forgotten first). */
-const TOMBSTONES_MAX = 4096;
-
-const packr = new Packr({
-  useRecords: false,
-  moreTypes: false,
-  encodeUndefinedAsNil: true,
-} as unknown as ConstructorParameters<typeof Packr>[0]);
-const unpackr = new Unpackr({
-  useRecords: false,
-  mapsAsObjects: true,
-  int64AsType: "auto",
-} as unknown as ConstructorParameters<typeof Unpackr>[0]);
-
 /** What the lane needs from the native library and the worker's control channel. */
 export interface LaneEnvironment {
   /** The initialized lane region's payload. */
@@ -74,58 +60,14 @@ export interface LaneEnvironment {
   onBroken(error: LaneProtocolError): void;
 }
 
-interface PendingCall {
-  kind: "call";
-  /** Unix ms past which, unstarted, it fails as queue-expired; 0 when not watched. */
-  queueDeadline: number;
-  /** The request frame's index in the ring, once published (undefined in the backlog). */
-  index: number | undefined;
-  resolve: (outcome: WireOutcome) => void;
-  reject: (error: Error) => void;
-  cleanup: () => void;
-}
-
-interface PendingStream {
-  kind: "stream";
-  push: (event: WireStreamEvent) => void;
-  fail: (error: Error) => void;
-}
-
-type Pending = PendingCall | PendingStream;
-
-// --- the poller: one per process, across every lane --------------------------------------
-
-const spinning = new Set<FastLaneTransport>();
-let scheduled = false;
-
-function schedule(): void {
-  if (scheduled) return;
-  scheduled = true;
-  setImmediate(pollTurn);
-}
-
-function pollTurn(): void {
-  scheduled = false;
-  const now = performance.now();
-  for (const lane of spinning) {
-    if (!lane.poll(now)) spinning.delete(lane);
-  }
-  if (spinning.size > 0) schedule();
-}
-
 /** A `WorkerTransport` over the fast lane's shared-memory rings. */
 export class FastLaneTransport implements WorkerTransport {
   readonly kind = "fast-lane" as const;
   readonly #env: LaneEnvironment;
   readonly #layout: LaneLayout;
-  readonly #pending = new Map<string, Pending>();
-  readonly #tombstones = new Set<string>();
-  readonly #queueWatched = new Map<string, PendingCall>();
-  #queueTimer: ReturnType<typeof setTimeout> | undefined;
-  #queueTimerAt = 0;
+  readonly #pending = new PendingReplies((entry) => this.#started(entry));
   readonly #backlog: Array<{ frame: Uint8Array; entry: PendingCall | undefined }> = [];
   readonly #spinMs: number;
-  readonly #decoders = replyDecoders();
   #requestHead: number;
   #responseTail: number;
   #spinUntil = 0;
@@ -155,7 +97,7 @@ export class FastLaneTransport implements WorkerTransport {
       let freeSpill: (() => void) | undefined;
       const abandon = (error: ChannelError) => {
         if (this.#pending.get(id) !== entry) return;
-        this.#forget(id);
+        this.#pending.forget(id);
         this.#cancelRemote(id);
         entry.cleanup();
         reject(error);
@@ -163,22 +105,20 @@ export class FastLaneTransport implements WorkerTransport {
       const onAbort = () => abandon(new ChannelError("CANCELLED: the call was aborted", GrpcStatus.CANCELLED));
       const entry: PendingCall = {
         kind: "call",
-        queueDeadline: 0,
         index: undefined,
         resolve,
         reject,
         cleanup: () => {
           if (timer !== undefined) clearTimeout(timer);
-          if (entry.queueDeadline !== 0) this.#queueWatched.delete(id);
           signal?.removeEventListener("abort", onAbort);
           freeSpill?.();
         },
       };
-      // Behind other calls, this one waits in the ring: past its queue deadline, if the worker
-      // has not started it, it fails now (the worker, reaching it later, drops it unrun: it checks
-      // the same deadline after counting it started, so the two never disagree).
-      this.#pending.set(id, entry);
-      if (request.queueDeadlineUnixMs > 0 && this.#pending.size > 1) this.#watchQueue(id, entry, request.queueDeadlineUnixMs);
+      this.#pending.add(id, entry);
+      // Behind other calls, this one waits in the ring: its queue deadline is watched.
+      if (request.queueDeadlineUnixMs > 0 && this.#pending.size > 1) {
+        this.#pending.watchQueueDeadline(id, request.queueDeadlineUnixMs);
+      }
       if (request.deadlineUnixMs > 0) {
         timer = setTimeout(
           () => abandon(new ChannelError("DEADLINE_EXCEEDED: the call passed its deadline", GrpcStatus.DEADLINE_EXCEEDED)),
@@ -189,7 +129,7 @@ export class FastLaneTransport implements WorkerTransport {
       try {
         freeSpill = this.#send(frame, entry);
       } catch (error) {
-        this.#pending.delete(id);
+        this.#pending.remove(id);
         entry.cleanup();
         reject(error as Error);
       }
@@ -208,7 +148,7 @@ export class FastLaneTransport implements WorkerTransport {
       wake = undefined;
       waiting?.();
     };
-    this.#pending.set(id, {
+    this.#pending.add(id, {
       kind: "stream",
       push: (event) => {
         events.push(event);
@@ -235,7 +175,7 @@ export class FastLaneTransport implements WorkerTransport {
     let freeSpill: (() => void) | undefined;
     try {
       freeSpill = this.#send(encodeCallFrame(request, true));
-      this.#send(packr.pack([REQ.credit, id, STREAM_CREDIT_WINDOW]));
+      this.#send(encodeFrame([REQ.credit, id, STREAM_CREDIT_WINDOW]));
       let consumed = 0;
       while (true) {
         while (events.length === 0 && failure === undefined) {
@@ -254,7 +194,7 @@ export class FastLaneTransport implements WorkerTransport {
         yield event;
         consumed += 1;
         if (consumed >= STREAM_CREDIT_WINDOW / 2 && !this.#closed) {
-          this.#send(packr.pack([REQ.credit, id, consumed]));
+          this.#send(encodeFrame([REQ.credit, id, consumed]));
           consumed = 0;
         }
       }
@@ -263,7 +203,7 @@ export class FastLaneTransport implements WorkerTransport {
       signal?.removeEventListener("abort", onAbort);
       freeSpill?.();
       if (this.#pending.get(id)?.kind === "stream") {
-        this.#forget(id);
+        this.#pending.forget(id);
         // A consumer that stops early (break, throw, abort) cancels the worker's generator.
         if (!finished) this.#cancelRemote(id);
       }
@@ -282,7 +222,7 @@ export class FastLaneTransport implements WorkerTransport {
   cancel(requestId: string, timeoutMs: number): Promise<boolean> {
     if (!this.#closed) {
       try {
-        this.#send(packr.pack([REQ.cancel, requestId]));
+        this.#send(encodeFrame([REQ.cancel, requestId]));
       } catch {
         // A broken lane already failed the call; the gRPC cancel below still reaches Python.
       }
@@ -315,8 +255,7 @@ export class FastLaneTransport implements WorkerTransport {
       if (this.#drain()) this.#spinUntil = now + this.#spinMs;
       if (this.#pending.size === 0 && this.#backlog.length === 0) return false;
       if (now < this.#spinUntil) {
-        spinning.add(this);
-        schedule();
+        keepPolling(this);
         return true;
       }
       // Park: raise the flag, then look once more (a reply published before the flag was seen
@@ -327,8 +266,7 @@ export class FastLaneTransport implements WorkerTransport {
         this.#layout.store(OFF.hostParked, 0);
         this.#parked = false;
         this.#spinUntil = now + this.#spinMs;
-        spinning.add(this);
-        schedule();
+        keepPolling(this);
         return true;
       }
       return false;
@@ -344,8 +282,7 @@ export class FastLaneTransport implements WorkerTransport {
       this.#parked = false;
       this.#layout.store(OFF.hostParked, 0);
     }
-    spinning.add(this);
-    schedule();
+    keepPolling(this);
   }
 
   /**
@@ -358,7 +295,7 @@ export class FastLaneTransport implements WorkerTransport {
     if (frame.byteLength > this.#layout.capacity) {
       const spilled = this.#env.spill(frame);
       free = spilled.free;
-      slotFrame = packr.pack([FRAME_SPILL, spilled.name, frame.byteLength]);
+      slotFrame = encodeFrame([FRAME_SPILL, spilled.name, frame.byteLength]);
     }
     const layout = this.#layout;
     if (this.#backlog.length > 0 || ((this.#requestHead - layout.load(OFF.reqTail)) >>> 0) >= layout.slotCount) {
@@ -413,58 +350,22 @@ export class FastLaneTransport implements WorkerTransport {
     if (Atomics.exchange(layout.words, OFF.respSpaceParked >>> 2, 0) !== 0) this.#env.wakeWord(OFF.respTail);
     for (const frame of frames) {
       if (frame instanceof Uint8Array) this.#dispatch(frame);
-      else this.#dispatchResult(frame);
+      else this.#pending.deliverResult(frame);
     }
     return true;
   }
 
+  /** A reply frame other than a result read in place: spilled, or msgpack. */
   #dispatch(bytes: Uint8Array): void {
-    if (bytes[0] === RESULT_MARKER) return this.#dispatchResult(decodeResultFrame(bytes));
-    let frame = decodeFrame(bytes);
-    if (frame[0] === FRAME_SPILL) {
-      if (typeof frame[1] !== "string" || typeof frame[2] !== "number") {
-        throw new LaneProtocolError(`bad spill frame ${describe(frame)}`);
-      }
-      const spilled = this.#env.readSpill(frame[1], frame[2]);
-      if (spilled[0] === RESULT_MARKER) return this.#dispatchResult(decodeResultFrame(spilled));
-      frame = decodeFrame(spilled);
+    if (bytes[0] === RESULT_MARKER) return this.#pending.deliverResult(decodeResultFrame(bytes));
+    const frame = decodeFrame(bytes);
+    if (frame[0] !== FRAME_SPILL) return this.#pending.deliver(frame);
+    if (typeof frame[1] !== "string" || typeof frame[2] !== "number" || frame.length !== 3) {
+      throw new LaneProtocolError(`bad spill frame ${describeFrame(frame)}`);
     }
-    const id = frame[1];
-    const entry = typeof id === "string" ? this.#pending.get(id) : undefined;
-    if (entry === undefined) {
-      if (typeof id === "string" && this.#tombstones.delete(id)) return; // A late reply to an abandoned call.
-      throw new LaneProtocolError(`a reply for unknown request ${JSON.stringify(id)}`);
-    }
-    const kind = frame[0];
-    if (entry.kind === "call") {
-      this.#pending.delete(id as string);
-      entry.cleanup();
-      if (kind === RESP.expired) {
-        entry.reject(
-          new ChannelError("RESOURCE_EXHAUSTED: the call waited in the worker's queue past its budget and never ran", GrpcStatus.RESOURCE_EXHAUSTED, {
-            notStarted: "queue-expired",
-          }),
-        );
-        return;
-      }
-      if (kind === RESP.error && frame[2] instanceof Uint8Array) {
-        entry.resolve({ ok: false, error: this.#decoders.executeResponse(frame[2]).error });
-      } else {
-        throw new LaneProtocolError(`frame ${describe(frame)} is not a reply to a call`);
-      }
-      return;
-    }
-    if (kind === RESP.item && frame.length === 5) {
-      entry.push({ kind: "item", data: frame[2] as Uint8Array, encoding: frame[3] as number, sequence: frame[4] as number });
-    } else if (kind === RESP.end && frame.length === 3) {
-      this.#pending.delete(id as string);
-      entry.push({ kind: "end", items: frame[2] as number });
-    } else if (kind === RESP.streamError && frame[2] instanceof Uint8Array) {
-      this.#pending.delete(id as string);
-      entry.push({ kind: "error", error: this.#decoders.streamChunk(frame[2]).error });
-    } else {
-      throw new LaneProtocolError(`frame ${describe(frame)} is not a reply to a stream`);
-    }
+    const spilled = this.#env.readSpill(frame[1], frame[2]);
+    if (spilled[0] === RESULT_MARKER) return this.#pending.deliverResult(decodeResultFrame(spilled));
+    this.#pending.deliver(decodeFrame(spilled));
   }
 
   /** Whether the worker has started (or dropped) the call: its frame is below the counter. */
@@ -473,78 +374,9 @@ export class FastLaneTransport implements WorkerTransport {
     return ((entry.index - this.#layout.load(OFF.reqStarted)) >>> 0) >= 0x8000_0000;
   }
 
-  /** A binary result frame: the hot path, without msgpack. */
-  #dispatchResult(result: ResultFrame): void {
-    const entry = this.#pending.get(result.id);
-    if (entry === undefined) {
-      if (this.#tombstones.delete(result.id)) return; // A late reply to an abandoned call.
-      throw new LaneProtocolError(`a reply for unknown request ${JSON.stringify(result.id)}`);
-    }
-    if (entry.kind !== "call") throw new LaneProtocolError(`a call result for stream ${JSON.stringify(result.id)}`);
-    this.#pending.delete(result.id);
-    entry.cleanup();
-    entry.resolve({
-      ok: true,
-      data: result.data,
-      encoding: result.encoding,
-      timing: { decodeNs: result.decodeNs, executeNs: result.executeNs, encodeNs: result.encodeNs },
-    });
-  }
-
-  /**
-   * Watches a call that waits in the ring behind others: one timer per lane, armed at the
-   * earliest queue deadline (a timer per call would cost more than the call).
-   */
-  #watchQueue(id: string, entry: PendingCall, queueDeadline: number): void {
-    entry.queueDeadline = queueDeadline;
-    this.#queueWatched.set(id, entry);
-    if (this.#queueTimer === undefined || queueDeadline < this.#queueTimerAt) this.#armQueueTimer(queueDeadline);
-  }
-
-  #armQueueTimer(at: number): void {
-    if (this.#queueTimer !== undefined) clearTimeout(this.#queueTimer);
-    this.#queueTimerAt = at;
-    this.#queueTimer = setTimeout(() => this.#expireQueued(), Math.max(0, at - Date.now()));
-  }
-
-  /** Fails the watched calls past their queue deadline that the worker has not started. */
-  #expireQueued(): void {
-    this.#queueTimer = undefined;
-    const now = Date.now();
-    let next = Infinity;
-    for (const [id, entry] of this.#queueWatched) {
-      if (this.#pending.get(id) !== entry || this.#started(entry)) {
-        this.#queueWatched.delete(id);
-      } else if (entry.queueDeadline <= now) {
-        this.#queueWatched.delete(id);
-        this.#forget(id);
-        entry.cleanup();
-        entry.reject(new ChannelError("RESOURCE_EXHAUSTED: the call waited in the worker's queue past its budget", GrpcStatus.RESOURCE_EXHAUSTED, {
-          notStarted: "queue-expired",
-        }));
-      } else {
-        next = Math.min(next, entry.queueDeadline);
-      }
-    }
-    if (next !== Infinity && !this.#closed) this.#armQueueTimer(next);
-  }
-
-  #forget(id: string): void {
-    this.#pending.delete(id);
-    this.#tombstones.add(id);
-    if (this.#tombstones.size > TOMBSTONES_MAX) {
-      this.#tombstones.delete(this.#tombstones.values().next().value as string);
-    }
-  }
-
+  /** Tells the worker an abandoned call is off (both ways, as `cancel` does). */
   #cancelRemote(id: string): void {
-    if (this.#closed) return;
-    try {
-      this.#send(packr.pack([REQ.cancel, id]));
-    } catch {
-      // The lane broke meanwhile; the gRPC cancel below still reaches Python.
-    }
-    this.#env.control.cancel(id, 1000).catch(() => {});
+    if (!this.#closed) this.cancel(id, 1000).catch(() => {});
   }
 
   #broken(error: unknown): void {
@@ -561,44 +393,11 @@ export class FastLaneTransport implements WorkerTransport {
   #fail(error: ChannelError, requeueUnstarted = false): void {
     if (this.#closed) return;
     this.#closed = error;
-    spinning.delete(this);
-    if (this.#queueTimer !== undefined) clearTimeout(this.#queueTimer);
-    this.#queueWatched.clear();
-    const pending = [...this.#pending.values()];
-    this.#pending.clear();
+    stopPolling(this);
     this.#backlog.length = 0;
     const unstarted = new ChannelError("UNAVAILABLE: the worker exited before starting the call", GrpcStatus.UNAVAILABLE, {
       notStarted: "worker-gone",
     });
-    for (const entry of pending) {
-      if (entry.kind === "call") {
-        entry.cleanup();
-        entry.reject(requeueUnstarted && !this.#started(entry) ? unstarted : error);
-      } else {
-        entry.fail(error);
-      }
-    }
-  }
-}
-
-function decodeFrame(bytes: Uint8Array): unknown[] {
-  let frame: unknown;
-  try {
-    frame = unpackr.unpack(bytes);
-  } catch (error) {
-    throw new LaneProtocolError(`a frame is not valid msgpack (${(error as Error).message})`);
-  }
-  if (!Array.isArray(frame) || frame.length < 2 || typeof frame[0] !== "number") {
-    throw new LaneProtocolError(`a frame is not a [kind, id, ...] array: ${describe(frame)}`);
-  }
-  return frame;
-}
-
-function describe(value: unknown): string {
-  try {
-    return JSON.stringify(value, (_key, item) => item instanceof Uint8Array ? `<${item.byteLength} bytes>` : item)
-      .slice(0, 120);
-  } catch {
-    return String(value).slice(0, 120);
+    this.#pending.failAll(error, requeueUnstarted ? unstarted : undefined);
   }
 }
