@@ -1,15 +1,9 @@
 /**
- * The fast lane: a `WorkerTransport` over shared-memory rings, for workers on this host.
- *
- * Calls, streams and cancels travel as frames in the lane's rings (see `ring.ts`); ping,
- * describe and out-of-band cancel use the worker's gRPC channel (the control plane), which also
- * reaches a tool running on the worker's lane thread.
- *
- * Waiting for replies: while calls are out, a poller checks the response rings on every turn
- * of the event loop (`setImmediate`, so timers and I/O still run) for a spin budget; then the
- * lane parks: it raises its "host parked" flag and the worker, when it publishes a reply, writes
- * a byte on its protocol pipe (the doorbell), which the event loop delivers. An idle lane costs
- * nothing; the worker side spins, then parks on a futex.
+ * The fast lane: a `WorkerTransport` over shared-memory rings (`ring.ts`), for workers on this
+ * host. Ping, describe and out-of-band cancel use the worker's gRPC channel (the control plane).
+ * While calls are out the lane is polled (`_poller.ts`) for a spin budget, then it parks: the
+ * worker, publishing a reply, sees the "host parked" flag and writes a doorbell byte on its
+ * protocol pipe. An idle lane costs nothing.
  *
  * @module
  */
