@@ -7,8 +7,8 @@ reading (cancels, stream credits, more calls). Plain sync tools without `ctx` ta
 everything else goes through the servicer's `Execute` / `ExecuteStream`, so both transports
 share one implementation of sessions, deadlines, cancellation, async tools and errors.
 
-Waiting: spin for `spin_ns`, then park on the request head's futex (the GIL is released). The
-host is woken by a byte on the protocol pipe, written only when it said it parked.
+Waiting: spin for `spin_ns`, then park on the request head's futex (the GIL is released).
+Replies go out through a `ResponseWriter` (lane_writer.py).
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from __future__ import annotations
 import collections
 import concurrent.futures
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable
@@ -30,14 +29,10 @@ from snakepit_bridge._server_support import encode_result
 from snakepit_bridge.lane import (
     FRAME_SPILL,
     NO_FLAG,
-    OFF_HOST_PARKED,
     OFF_REQ_HEAD,
     OFF_REQ_PARKED,
     OFF_REQ_STARTED,
     OFF_REQ_TAIL,
-    OFF_RESP_HEAD,
-    OFF_RESP_SPACE_PARKED,
-    OFF_RESP_TAIL,
     REQ_CALL,
     REQ_CANCEL,
     REQ_CREDIT,
@@ -52,7 +47,8 @@ from snakepit_bridge.lane import (
     decode_frame,
     encode_result as encode_result_frame,
 )
-from snakepit_bridge.native_region import Region
+from snakepit_bridge.lane_rpc import RpcContext, execute_request
+from snakepit_bridge.lane_writer import ResponseWriter
 from snakepit_bridge.server import WorkerServicer
 
 logger = logging.getLogger("snakepit_bridge.lane")
@@ -67,63 +63,7 @@ PARK_TIMEOUT_NS = 2_000_000_000
 STARTED_FENCE_MARGIN_MS = 50.0
 
 
-class _RpcContext:
-    """What the servicer needs of a gRPC context (add_callback, is_active), for a lane call.
-
-    Also the stream's credit account: a streaming call may send an item only with credit.
-    """
-
-    __slots__ = ("_callbacks", "_active", "_credit", "_condition")
-
-    def __init__(self, credit: int = 0) -> None:
-        self._callbacks: list[Callable[[], Any]] = []
-        self._active = True
-        self._credit = credit
-        self._condition = threading.Condition()
-
-    def add_callback(self, callback: Callable[[], Any]) -> bool:
-        with self._condition:
-            if not self._active:
-                return False
-            self._callbacks.append(callback)
-            return True
-
-    def is_active(self) -> bool:
-        return self._active
-
-    def cancel(self) -> None:
-        with self._condition:
-            if not self._active:
-                return
-            self._active = False
-            callbacks, self._callbacks = self._callbacks, []
-            self._condition.notify_all()
-        for callback in callbacks:
-            try:
-                callback()
-            except Exception:  # noqa: BLE001 - one failing callback must not stop the rest
-                logger.exception("lane cancel callback failed")
-
-    def grant(self, items: int) -> None:
-        with self._condition:
-            self._credit += items
-            self._condition.notify_all()
-
-    def take_credit(self) -> bool:
-        """Waits for one item's credit; False when the call was cancelled meanwhile."""
-        with self._condition:
-            while self._active and self._credit <= 0:
-                self._condition.wait()
-            if not self._active:
-                return False
-            self._credit -= 1
-            return True
-
-
 _active: LaneServer | None = None
-
-# Broken response frames `LaneServer.inject_fault` can write.
-FAULT_KINDS = ("stale-epoch", "torn", "oversized", "garbage", "unknown-id")
 
 
 def active_server() -> LaneServer | None:
@@ -145,17 +85,13 @@ class LaneServer:
     ) -> None:
         self._servicer = servicer
         self._lane = lane
-        self._doorbell_fd = doorbell_fd
         self._spin_ns = spin_ns
         self._on_broken = on_broken
         self._stopping = False
-        self._send_lock = threading.Lock()
-        self._resp_head = lane.load(OFF_RESP_HEAD)
-        # Native out-words: one for the reader thread, one for senders (under the send lock).
-        self._reader_out = lane.out_word()
-        self._sender_out = lane.out_word()
-        self._spills: collections.deque[tuple[int, Region]] = collections.deque()
-        self._contexts: dict[str, _RpcContext] = {}
+        self._writer = ResponseWriter(lane, doorbell_fd, spin_ns, PARK_TIMEOUT_NS)
+        self._send = self._writer.send
+        self._reader_out = lane.out_word()  # The reader thread's native out-word.
+        self._contexts: dict[str, RpcContext] = {}
         self._contexts_lock = threading.Lock()
         # Ids cancelled before their call frame was read (bounded: oldest forgotten first).
         self._cancelled_early: collections.OrderedDict[str, None] = collections.OrderedDict()
@@ -174,33 +110,14 @@ class LaneServer:
         self._thread.start()
 
     def inject_fault(self, kind: str) -> None:
-        """Publishes one broken response frame, for tests of the host's defences: a slot from
-        another epoch, a torn slot (wrong sequence), a length past the slot, bytes that are not
-        msgpack, or a reply to a request that does not exist."""
-        if kind not in FAULT_KINDS:
-            raise ValueError(f"fault kind must be one of {', '.join(FAULT_KINDS)}, got {kind!r}")
-        lane = self._lane
-        with self._send_lock:
-            head = self._resp_head
-            ring = lane.responses
-            if kind == "garbage":
-                ring.write(head, b"\xc1\xc1\xc1")  # 0xc1 is a byte msgpack never uses
-            else:
-                ring.write(head, encode_result_frame("no-such-request", b"\xc0", 1, 0, 0, 0))
-            if kind == "stale-epoch":
-                ring.patch_header(head, 1, lane.epoch ^ 0x5A5A5A5A)
-            elif kind == "torn":
-                ring.patch_header(head, 0, head + 7)
-            elif kind == "oversized":
-                ring.patch_header(head, 2, ring.capacity + 1)
-            self._resp_head = (head + 1) & U32_MASK
-            if lane.publish(OFF_RESP_HEAD, self._resp_head, OFF_HOST_PARKED, self._sender_out):
-                self._ring_doorbell()
+        """Publishes one broken response frame (see `ResponseWriter.inject_fault`)."""
+        self._writer.inject_fault(kind)
 
     def stop(self, timeout_s: float = 1.0) -> None:
         """Stops reading and cancels what runs; a parked reader ends at once. The caller closes
         the lane afterwards (the worker's exit unmaps it in any case)."""
         self._stopping = True
+        self._writer.stopping = True
         # A futex wake alone does not end a wait whose word is unchanged: move the request head
         # (the lane is dead from here on, so the host's counter no longer matters).
         lane = self._lane
@@ -212,9 +129,7 @@ class LaneServer:
             context.cancel()
         self._thread.join(timeout_s)
         self._pool.shutdown(wait=False, cancel_futures=True)
-        with self._send_lock:
-            while self._spills:
-                self._spills.popleft()[1].close()
+        self._writer.close()
 
     # --- reading ----------------------------------------------------------------------------
 
@@ -274,7 +189,7 @@ class LaneServer:
                 raise LaneProtocolError(f"bad call frame {frame!r:.120}")
             if frame[9]:
                 with self._contexts_lock:
-                    self._contexts[frame[1]] = _RpcContext()
+                    self._contexts[frame[1]] = RpcContext()
             return False
         if kind == REQ_CANCEL and len(frame) == 2:
             self._cancel(str(frame[1]))
@@ -361,11 +276,11 @@ class LaneServer:
             if reply is not None:
                 self._send(reply)
                 return
-        context = _RpcContext()
+        context = RpcContext()
         with self._contexts_lock:
             self._contexts[request_id] = context
         try:
-            response = self._servicer.Execute(_request(frame), context)
+            response = self._servicer.Execute(execute_request(frame), context)
         finally:
             with self._contexts_lock:
                 self._contexts.pop(request_id, None)
@@ -432,7 +347,7 @@ class LaneServer:
         request_id = frame[1]
         with self._contexts_lock:
             context = self._contexts[request_id]
-        chunks = self._servicer.ExecuteStream(_request(frame), context)
+        chunks = self._servicer.ExecuteStream(execute_request(frame), context)
         try:
             for chunk in chunks:
                 if not context.is_active():
@@ -451,62 +366,3 @@ class LaneServer:
             chunks.close()
             with self._contexts_lock:
                 self._contexts.pop(request_id, None)
-
-    # --- writing ----------------------------------------------------------------------------
-
-    def _send(self, frame: bytes) -> None:
-        lane = self._lane
-        with self._send_lock:
-            if len(frame) > lane.responses.capacity:
-                frame = self._spill(frame)
-            head = self._resp_head
-            tail = lane.load(OFF_RESP_TAIL)
-            while (head - tail) & U32_MASK >= lane.slot_count:
-                waited = lane.wait(
-                    OFF_RESP_TAIL,
-                    tail,
-                    OFF_RESP_SPACE_PARKED,
-                    self._spin_ns,
-                    PARK_TIMEOUT_NS,
-                    self._sender_out,
-                )
-                if self._stopping:
-                    return
-                tail = lane.load(OFF_RESP_TAIL) if waited is None else waited
-            lane.responses.write(head, frame)
-            head = (head + 1) & U32_MASK
-            self._resp_head = head
-            if lane.publish(OFF_RESP_HEAD, head, OFF_HOST_PARKED, self._sender_out):
-                self._ring_doorbell()
-            self._close_read_spills(tail)
-
-    def _spill(self, frame: bytes) -> bytes:
-        region = self._lane.write_spill(frame)
-        self._spills.append((self._resp_head, region))
-        return self._packb([FRAME_SPILL, region.name, len(frame)])
-
-    def _close_read_spills(self, tail: int) -> None:
-        # A spilled frame at index i has been read once the host's tail is past i.
-        spills = self._spills
-        while spills and 0 < ((tail - spills[0][0]) & U32_MASK) <= self._lane.slot_count:
-            _, region = spills.popleft()
-            region.close()
-
-    def _ring_doorbell(self) -> None:
-        try:
-            os.write(self._doorbell_fd, b"\n")
-        except OSError as error:  # The host is gone; its death stops this worker anyway.
-            logger.debug("doorbell write failed: %s", error)
-
-
-def _request(frame: list[Any]) -> worker_pb2.ExecuteRequest:
-    _, request_id, tool, args, encoding, session, deadline, correlation, traceparent = frame[:9]
-    return worker_pb2.ExecuteRequest(
-        request_id=request_id,
-        tool=tool,
-        args=worker_pb2.Payload(encoding=encoding, data=args),
-        session_id=session,
-        deadline_unix_ms=int(deadline),
-        metadata=worker_pb2.CallMetadata(correlation_id=correlation, traceparent=traceparent),
-    )
-

@@ -1,0 +1,118 @@
+"""`ResponseWriter`: the worker's end of the response ring (any thread may send).
+
+A frame too big for a slot goes in a region of its own (closed once the host's tail is past
+it); a full ring makes the sender spin, then park until the host frees a slot; the host is rung
+(a byte on the protocol pipe) only when it said it parked.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import os
+import threading
+
+import msgpack
+
+from snakepit_bridge.lane import (
+    FRAME_SPILL,
+    OFF_HOST_PARKED,
+    OFF_RESP_HEAD,
+    OFF_RESP_SPACE_PARKED,
+    OFF_RESP_TAIL,
+    U32_MASK,
+    Lane,
+    encode_result,
+)
+from snakepit_bridge.native_region import Region
+
+logger = logging.getLogger("snakepit_bridge.lane")
+
+# Broken response frames `ResponseWriter.inject_fault` can write.
+FAULT_KINDS = ("stale-epoch", "torn", "oversized", "garbage", "unknown-id")
+
+
+class ResponseWriter:
+    def __init__(self, lane: Lane, doorbell_fd: int, spin_ns: int, park_timeout_ns: int) -> None:
+        self._lane = lane
+        self._doorbell_fd = doorbell_fd
+        self._spin_ns = spin_ns
+        self._park_timeout_ns = park_timeout_ns
+        self._lock = threading.Lock()
+        self._head = lane.load(OFF_RESP_HEAD)
+        self._out = lane.out_word()  # Native out-word, used under the lock.
+        self._spills: collections.deque[tuple[int, Region]] = collections.deque()
+        self._packb = msgpack.Packer(use_bin_type=True).pack
+        self.stopping = False
+
+    def send(self, frame: bytes) -> None:
+        """Publishes `frame` as the next response; waits for a free slot if the ring is full."""
+        lane = self._lane
+        with self._lock:
+            if len(frame) > lane.responses.capacity:
+                frame = self._spill(frame)
+            head = self._head
+            tail = lane.load(OFF_RESP_TAIL)
+            while (head - tail) & U32_MASK >= lane.slot_count:
+                waited = lane.wait(
+                    OFF_RESP_TAIL,
+                    tail,
+                    OFF_RESP_SPACE_PARKED,
+                    self._spin_ns,
+                    self._park_timeout_ns,
+                    self._out,
+                )
+                if self.stopping:
+                    return
+                tail = lane.load(OFF_RESP_TAIL) if waited is None else waited
+            lane.responses.write(head, frame)
+            self._publish_next()
+            self._close_read_spills(tail)
+
+    def inject_fault(self, kind: str) -> None:
+        """Publishes one broken response frame, for tests of the host's defences: a slot from
+        another epoch, a torn slot (wrong sequence), a length past the slot, bytes that are not
+        msgpack, or a reply to a request that does not exist."""
+        if kind not in FAULT_KINDS:
+            raise ValueError(f"fault kind must be one of {', '.join(FAULT_KINDS)}, got {kind!r}")
+        lane = self._lane
+        with self._lock:
+            head = self._head
+            ring = lane.responses
+            if kind == "garbage":
+                ring.write(head, b"\xc1\xc1\xc1")  # 0xc1 is a byte msgpack never uses
+            else:
+                ring.write(head, encode_result("no-such-request", b"\xc0", 1, 0, 0, 0))
+            if kind == "stale-epoch":
+                ring.patch_header(head, 1, lane.epoch ^ 0x5A5A5A5A)
+            elif kind == "torn":
+                ring.patch_header(head, 0, head + 7)
+            elif kind == "oversized":
+                ring.patch_header(head, 2, ring.capacity + 1)
+            self._publish_next()
+
+    def close(self) -> None:
+        """Closes the spill regions still held (the worker stops)."""
+        with self._lock:
+            while self._spills:
+                self._spills.popleft()[1].close()
+
+    def _publish_next(self) -> None:
+        self._head = (self._head + 1) & U32_MASK
+        if self._lane.publish(OFF_RESP_HEAD, self._head, OFF_HOST_PARKED, self._out):
+            try:
+                os.write(self._doorbell_fd, b"\n")
+            except OSError as error:  # The host is gone; its death stops this worker anyway.
+                logger.debug("doorbell write failed: %s", error)
+
+    def _spill(self, frame: bytes) -> bytes:
+        region = self._lane.write_spill(frame)
+        self._spills.append((self._head, region))
+        return self._packb([FRAME_SPILL, region.name, len(frame)])
+
+    def _close_read_spills(self, tail: int) -> None:
+        # A spilled frame at index i has been read once the host's tail is past i.
+        spills = self._spills
+        while spills and 0 < ((tail - spills[0][0]) & U32_MASK) <= self._lane.slot_count:
+            _, region = spills.popleft()
+            region.close()
