@@ -306,7 +306,8 @@ class LaneServer:
         Returns None (the caller takes the servicer's path, which reports the error properly)
         when the arguments do not decode to a fitting map.
         """
-        _, request_id, _tool, args, encoding, _session, _deadline, correlation, traceparent = frame[:9]
+        request_id, args, encoding = frame[1], frame[3], frame[4]
+        correlation, traceparent = frame[7], frame[8]
         started = time.perf_counter_ns()
         try:
             encoding = codec.resolve_encoding(encoding)
@@ -356,7 +357,8 @@ class LaneServer:
                 if body == "item":
                     if not context.take_credit():
                         return  # Cancelled: closing the generator stops the tool.
-                    reply = [RESP_ITEM, request_id, chunk.item.data, chunk.item.encoding, chunk.sequence]
+                    item = chunk.item
+                    reply = [RESP_ITEM, request_id, item.data, item.encoding, chunk.sequence]
                 elif body == "end":
                     reply = [RESP_END, request_id, chunk.end.items]
                 else:
