@@ -15,8 +15,8 @@
  * a path meant to take microseconds. Under Bun, call `waitWordSync` from a `Worker`.
  *
  * A wait ends when the word changes, when its timeout passes, or when the Region is closed (with
- * a `closed` error, within 10 ms). It takes no AbortSignal: the native wait has no cancellation
- * of its own; give it a timeout, or close the Region.
+ * a `closed` error, within one native sleep slice, under a second). It takes no AbortSignal:
+ * the native wait has no cancellation of its own; give it a timeout, or close the Region.
  *
  * @module
  */

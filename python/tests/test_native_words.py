@@ -14,11 +14,8 @@ import pytest
 
 from snakepit_bridge import native
 from snakepit_bridge.native_errors import SharedMemoryError
-from snakepit_bridge.native_region import (
-    WORD_SPIN_NS_MAX,
-    Region,
-    unlink_region,
-)
+from snakepit_bridge.native_reaper import unlink_region
+from snakepit_bridge.native_region import WORD_SPIN_NS_MAX, Region
 
 WORD = 0
 PARKED = 4

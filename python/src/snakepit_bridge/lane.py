@@ -254,7 +254,7 @@ class Lane:
 
     def read_spill(self, name: str, length: int) -> bytes:
         """The frame the host put in a region of its own; unlinks the name once read."""
-        from snakepit_bridge.native_region import unlink_region
+        from snakepit_bridge.native_reaper import unlink_region
 
         if not isinstance(name, str) or not isinstance(length, int) or length < 1:
             raise LaneProtocolError(f"bad spill frame: region {name!r}, {length!r} bytes")

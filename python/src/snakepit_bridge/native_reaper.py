@@ -8,9 +8,10 @@ from dataclasses import dataclass
 
 from .native import ERROR_RECORD_WORDS, STATUS_CODES, NativeLibrary
 from .native_errors import error_from_status
-from .native_region import INSTANCE_PATTERN, unlink_region
+from .native_region import INSTANCE_PATTERN, NAME_PATTERN
 
 _OK = STATUS_CODES["ok"]
+_NOT_FOUND = STATUS_CODES["not_found"]
 __all__ = ["ReapReport", "reap_regions", "unlink_region"]
 
 
@@ -47,3 +48,32 @@ def reap_regions(
         raise error_from_status(library, "reap", status, record=record, what="Cannot reap regions")
     scanned, reaped, spared, young, foreign, truncated = report
     return ReapReport(scanned, reaped, spared, young, foreign, truncated == 1)
+
+
+def unlink_region(library: NativeLibrary, name: str) -> bool:
+    """Removes the name of the region ``name`` (mappings stay valid, later opens fail with
+    ``not_found``); True when this call removed it, False when no region had it.
+
+    Raises ``ValueError`` for a name that is not ``/snakepit-<instance>-<32 hex>`` and
+    :class:`SharedMemoryError` (``os_error`` with errno) when the system refuses.
+    """
+    if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
+        raise ValueError(
+            f"Cannot unlink a shared-memory region: name must match {NAME_PATTERN.pattern}, "
+            f"got {name!r}"
+        )
+    encoded = name.encode()
+    record = (ctypes.c_uint32 * ERROR_RECORD_WORDS)()
+    status = library.functions.snakepit_region_unlink(encoded, len(encoded), record)
+    if status == _OK:
+        return True
+    if status == _NOT_FOUND:
+        return False
+    raise error_from_status(
+        library,
+        "unlink",
+        status,
+        record=record,
+        region_name=name,
+        what=f"Cannot unlink shared-memory region {name}",
+    )
