@@ -9,6 +9,27 @@ import { Region, unlinkRegion } from "../../ffi/mod.ts";
 import type { WorkerTransport } from "../bridge/transport.ts";
 import { FastLaneTransport } from "../bridge/lane/lane_transport.ts";
 import { LaneLayout, type LaneProtocolError, laneRegionBytes } from "../bridge/lane/ring.ts";
+import type { ResolvedPoolOptions } from "./options.ts";
+import type { LaneRequest, WorkerHandle } from "./_worker_handle.ts";
+
+/**
+ * How new workers of a pool are reached: the fast lane's settings, or undefined for gRPC only
+ * (`transport: "grpc"`, or no native library).
+ */
+export function laneRequestFor(
+  options: ResolvedPoolOptions,
+  library: NativeLibrary | undefined,
+  onBroken: (worker: WorkerHandle) => void,
+): LaneRequest | undefined {
+  if (options.transport === "grpc" || !library) return undefined;
+  return {
+    library,
+    mode: options.transport,
+    spinUs: options.laneSpinUs,
+    pipelineDepth: options.pipelineDepth,
+    onBroken,
+  };
+}
 
 /** A lane region created for a worker that has not attached yet. */
 export class PendingLane {

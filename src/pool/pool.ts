@@ -35,6 +35,8 @@ import { Executor } from "../reliability/executor.ts";
 import { HealthMonitor } from "../reliability/health_monitor.ts";
 import type { RetryOptions } from "../reliability/retry_policy.ts";
 import { RegionReaping } from "./_region_reaping.ts";
+import { laneRequestFor } from "./_lane_setup.ts";
+import { pickWorker, waitingCount } from "./_worker_choice.ts";
 
 /**
  * A pool of Python worker processes.
@@ -105,16 +107,8 @@ export class Pool implements AsyncDisposable {
         this.#sessions.sweep(now);
         this.#regions?.tick(now);
       },
-      laneRequest: () => {
-        if (options.transport === "grpc" || !this.#regions) return undefined;
-        return {
-          library: this.#regions.library,
-          mode: options.transport,
-          spinUs: options.laneSpinUs,
-          pipelineDepth: options.pipelineDepth,
-          onBroken: (worker) => this.#supervisor.kill(worker, "lane-protocol"),
-        };
-      },
+      laneRequest: () =>
+        laneRequestFor(options, this.#regions?.library, (worker) => this.#supervisor.kill(worker, "lane-protocol")),
     });
     this.health = new HealthMonitor({ name: options.name, ...options.health });
     this.breaker = options.breaker ? new CircuitBreaker({ name: options.name, ...options.breaker }) : undefined;
@@ -386,36 +380,13 @@ export class Pool implements AsyncDisposable {
     return worker;
   }
 
-  /**
-   * A worker for the next call: the least loaded with a free run slot; failing that, room in a
-   * fast-lane worker's ring (pipelining), while calls waiting (in the queue and in rings) stay
-   * under maxQueue. `target`: that worker only (strict-queue sessions).
-   */
+  /** A worker with room for the next call (see `pickWorker`), or undefined. */
   #pickFree(target?: WorkerHandle): WorkerHandle | undefined {
-    if (target) {
-      if (target.state !== "ready") return undefined;
-      if (target.inFlight < target.concurrency) return target;
-      return target.inFlight < target.capacity && this.#waitingCount() < this.#options.maxQueue ? target : undefined;
-    }
-    let best: WorkerHandle | undefined;
-    let pipelined: WorkerHandle | undefined;
-    for (const worker of this.#supervisor.workers) {
-      if (worker.state !== "ready") continue;
-      if (worker.inFlight < worker.concurrency) {
-        if (!best || worker.inFlight < best.inFlight) best = worker;
-      } else if (worker.inFlight < worker.capacity && (!pipelined || worker.inFlight < pipelined.inFlight)) {
-        pipelined = worker;
-      }
-    }
-    if (best || !pipelined) return best;
-    return this.#waitingCount() < this.#options.maxQueue ? pipelined : undefined;
+    return pickWorker(this.#supervisor.workers, target, () => this.#waitingCount(), this.#options.maxQueue);
   }
 
-  /** Calls waiting to run: in the pool's queue and in workers' fast-lane rings. */
   #waitingCount(): number {
-    let waiting = this.#queue.length;
-    for (const worker of this.#supervisor.workers) waiting += Math.max(0, worker.inFlight - worker.concurrency);
-    return waiting;
+    return waitingCount(this.#queue.length, this.#supervisor.workers);
   }
 
   #release(worker: WorkerHandle): void {
