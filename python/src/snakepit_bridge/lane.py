@@ -142,7 +142,9 @@ class Lane:
     """The worker's end of a lane: maps the region, checks its header, reads and writes frames.
 
     Waiting and publishing go through the native library (futexes, seq_cst stores); the bytes
-    move through a memoryview of the library's own mapping.
+    move through a memoryview of the library's own mapping. The waits and publishes call the
+    native functions directly, without `Region.wait_word`'s argument checks: the offsets are
+    this module's constants, and the checks would cost more than the call on the hot path.
     """
 
     def __init__(self, library: NativeLibrary, name: str, *, instance: str = "default") -> None:
