@@ -79,7 +79,7 @@ test: setup
 
 bench: setup
 	@for runtime in "$(BUN) run" "$(DENO) run -A"; do \
-	  for bench in call_latency pool_supervision native_core telemetry_overhead fast_lane; do \
+	  for bench in call_latency pool_supervision native_core telemetry_overhead fast_lane zero_copy; do \
 	    echo "==> $$runtime bench/$$bench.ts"; $$runtime bench/$$bench.ts || exit 1; \
 	  done; \
 	done

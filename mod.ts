@@ -42,6 +42,7 @@ export type { Encoding } from "./src/codec/mod.ts";
 export { type PythonSource, resolvePython, type ResolvedPython } from "./src/python_env/resolve.ts";
 export * from "./src/errors/mod.ts";
 export * from "./src/reliability/mod.ts";
+export * from "./src/tensor/mod.ts";
 export * from "./src/telemetry/mod.ts";
 export * from "./src/hardware/mod.ts";
 export * from "./src/python_env/mod.ts";

@@ -3,7 +3,7 @@
 No protobuf, no codec, no tool dispatch: bytes in, the same bytes out, over the same transport
 (a unix socket) and the same thread-pool server the worker uses.
 
-Usage: python bench/bare_echo_server.py unix:/path/to.sock
+Usage: python bench/bare_echo_server.py unix:/path/to.sock [max_message_bytes]
 """
 
 from __future__ import annotations
@@ -22,7 +22,9 @@ def main() -> None:
     handler = grpc.method_handlers_generic_handler(
         "bench.Echo", {"Call": grpc.unary_unary_rpc_method_handler(_echo)}
     )
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=36))
+    limit = int(sys.argv[2]) if len(sys.argv) > 2 else 4 * 1024 * 1024
+    options = [("grpc.max_receive_message_length", limit), ("grpc.max_send_message_length", limit)]
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=36), options=options)
     server.add_generic_rpc_handlers((handler,))
     server.add_insecure_port(sys.argv[1])
     server.start()

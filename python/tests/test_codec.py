@@ -80,7 +80,7 @@ def test_numpy_arrays_are_refused_with_advice_to_use_tolist():
         codec.encode({"x": np.zeros((2, 3), dtype=np.float32)})
     assert str(raised.value) == (
         "Cannot encode numpy.ndarray (shape (2, 3), dtype float32) as msgpack: return arr.tolist() "
-        "for small arrays; shared-memory tensors arrive in a later version"
+        "for small arrays; arrays cross only in a call from a Snakepit pool, which sets up tensors"
     )
 
 

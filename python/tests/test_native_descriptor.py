@@ -111,6 +111,8 @@ def test_to_numpy_views_the_region_with_strides_and_honours_read_only(
         array = descriptors.to_numpy(region, encoded)
         assert array.tolist() == [[0, 4, 8], [1, 5, 9], [2, 6, 10], [3, 7, 11]]
         assert not array.flags.writeable
+        with pytest.raises(ValueError, match="cannot set WRITEABLE flag"):
+            array.flags.writeable = True
         writable = descriptors.encode(descriptors.TensorDescriptor("float32", [12], region.name, 1))
         numbers = descriptors.to_numpy(region, writable)
         numbers[0] = 42

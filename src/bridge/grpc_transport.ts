@@ -16,7 +16,7 @@ import {
 } from "./transport.ts";
 
 /** Largest message either side accepts; bulk data belongs in shared memory. */
-export const GRPC_MESSAGE_BYTES_MAX = 256 * 1024 * 1024;
+export const GRPC_MESSAGE_BYTES_MAX = 2 ** 31 - 1;
 
 const CHANNEL_OPTIONS = {
   "grpc.max_receive_message_length": GRPC_MESSAGE_BYTES_MAX,

@@ -5,6 +5,7 @@
  * @module
  */
 import { SerializationError } from "../errors/pool_errors.ts";
+import { isTensorValue } from "../tensor/_wire.ts";
 
 /** Nesting deeper than this is refused (it is almost always a cycle). */
 export const NESTING_DEPTH_MAX = 64;
@@ -17,16 +18,20 @@ export interface EncodableRules {
   bytes: boolean;
   bigint: boolean;
   encoding: string;
+  /** Tensors, typed arrays and Arrow tables: msgpack carries them as extensions; JSON refuses them. */
+  tensors: boolean;
 }
 
 /**
  * Throws `SerializationError` naming the path of the first value the encoding cannot carry.
+ * Returns whether the value holds tensors, typed arrays or Arrow tables (msgpack extensions).
  *
  * @param value the value to check
  * @param path the name of the value for messages, e.g. `args`
  * @param rules what the encoding supports
  */
-export function checkEncodable(value: unknown, path: string, rules: EncodableRules): void {
+export function checkEncodable(value: unknown, path: string, rules: EncodableRules): boolean {
+  let tensors = false;
   const stack: Array<{ value: unknown; path: string; depth: number }> = [{ value, path, depth: 0 }];
   let visited = 0;
   while (stack.length > 0) {
@@ -54,6 +59,13 @@ export function checkEncodable(value: unknown, path: string, rules: EncodableRul
         throw refuse(item.path, "is a symbol", rules, "pass a string instead");
     }
     if (current === null || current instanceof Date) continue;
+    if (isTensorValue(current)) {
+      if (!rules.tensors) {
+        throw refuse(item.path, `is a ${(current as object).constructor.name}`, rules, "use the msgpack encoding (the default) for tensors and tables");
+      }
+      tensors = true;
+      continue;
+    }
     if (item.depth >= NESTING_DEPTH_MAX) {
       throw refuse(item.path, `is nested deeper than ${NESTING_DEPTH_MAX} levels (a cycle?)`, rules, "flatten it");
     }
@@ -98,6 +110,7 @@ export function checkEncodable(value: unknown, path: string, rules: EncodableRul
       }
     }
   }
+  return tensors;
 }
 
 function refuse(path: string, what: string, rules: EncodableRules, fix: string): SerializationError {

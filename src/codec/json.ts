@@ -6,7 +6,7 @@
 import { SerializationError } from "../errors/pool_errors.ts";
 import { checkEncodable } from "./_check_encodable.ts";
 
-const RULES = { bytes: false, bigint: false, encoding: "json" } as const;
+const RULES = { bytes: false, bigint: false, encoding: "json", tensors: false } as const;
 const encoder = new TextEncoder();
 const decoder = new TextDecoder("utf-8", { fatal: true });
 

@@ -6,7 +6,9 @@
  */
 import { Packr } from "msgpackr";
 import { SerializationError } from "../errors/pool_errors.ts";
+import { SnakepitError } from "../errors/snakepit_error.ts";
 import { checkEncodable } from "./_check_encodable.ts";
+import { type CallTransfer, toWire, withDecodeScope } from "../tensor/_wire.ts";
 
 const packr = new Packr({
   // Records are a msgpackr extension Python does not know; plain maps interoperate.
@@ -19,7 +21,7 @@ const packr = new Packr({
   int64AsType: "auto",
 } as unknown as ConstructorParameters<typeof Packr>[0]);
 
-const RULES = { bytes: true, bigint: true, encoding: "msgpack" } as const;
+const RULES = { bytes: true, bigint: true, encoding: "msgpack", tensors: true } as const;
 
 /**
  * Encodes a value. Throws `SerializationError` naming the offending path.
@@ -27,29 +29,34 @@ const RULES = { bytes: true, bigint: true, encoding: "msgpack" } as const;
  * @param value any value made of null, booleans, numbers, bigints (64-bit), strings,
  *   `Uint8Array`, arrays, plain objects, `Map`s and `Date`s
  * @param path the value's name in error messages
+ * @param transfer the call's tensor settings: with it, tensors, typed arrays and Arrow tables at
+ *   or over the threshold travel in shared memory; without it, they are copied inline
  */
-export function encodeValue(value: unknown, path = "value"): Uint8Array {
-  checkEncodable(value, path, RULES);
+export function encodeValue(value: unknown, path = "value", transfer?: CallTransfer): Uint8Array {
+  const wire = checkEncodable(value, path, RULES) ? toWire(value, transfer, path) : value;
   try {
-    return packr.pack(value);
+    return packr.pack(wire);
   } catch (cause) {
     throw new SerializationError(`Cannot encode ${path} as msgpack: ${(cause as Error).message}`, { cause, path });
   }
 }
 
 /**
- * Decodes a value. Bytes come back as plain `Uint8Array` views of `bytes` (no copy).
+ * Decodes a value. Bytes come back as plain `Uint8Array` views of `bytes` (no copy). With a
+ * `transfer`, shared-memory tensors and tables a worker returned are verified and adopted.
  *
  * @throws SerializationError when `bytes` is not valid msgpack
+ * @throws RegionAccessError when a shared-memory value is refused
  */
-export function decodeValue(bytes: Uint8Array): unknown {
+export function decodeValue(bytes: Uint8Array, transfer?: CallTransfer): unknown {
   // Decoding from a plain Uint8Array (not a Buffer) makes embedded bytes plain Uint8Arrays too.
   const plain = Object.getPrototypeOf(bytes) === Uint8Array.prototype
     ? bytes
     : new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   try {
-    return packr.unpack(plain);
+    return transfer === undefined ? packr.unpack(plain) : withDecodeScope(transfer, "result", () => packr.unpack(plain));
   } catch (cause) {
+    if (cause instanceof SnakepitError) throw cause;
     throw new SerializationError(`Cannot decode a msgpack value of ${bytes.length} bytes: ${(cause as Error).message}`, {
       cause,
     });

@@ -12,6 +12,7 @@
  * | `out_of_memory` | `OutOfMemoryError` |
  * | `unknown_tool`, `invalid_arguments` | `UnknownToolError`, `InvalidArgumentsError` |
  * | `serialization`, `worker_busy`, `cancelled`, `deadline_exceeded` | the pool's classes |
+ * | `region_access` | `RegionAccessError` |
  * | `python`, `import`, anything else | `PythonError` |
  *
  * @module
@@ -21,6 +22,7 @@ import { decodeValue } from "../codec/msgpack.ts";
 import { CancelledError, SerializationError, WorkerBusyError } from "./pool_errors.ts";
 import { InvalidArgumentsError, PythonError, type PythonErrorInit, UnknownToolError } from "./python_error.ts";
 import { DeviceError, DtypeMismatchError, OutOfMemoryError, ShapeMismatchError } from "./python_error_kinds.ts";
+import { RegionAccessError } from "./region_errors.ts";
 import type { SnakepitError } from "./snakepit_error.ts";
 import { deviceDetails, dtypeDetails, memoryDetails, shapeDetails } from "./_wire_details.ts";
 
@@ -119,6 +121,14 @@ export function errorFromWire(payload: unknown, context: WireErrorContext): Snak
       });
     case "worker_busy":
       return new WorkerBusyError(`Tool "${context.tool}" was refused: ${message}`, {
+        correlationId: context.correlationId,
+        suggestion: init.suggestion,
+      });
+    case "region_access":
+      return new RegionAccessError(`Tool "${context.tool}" refused a shared-memory value: ${message}`, {
+        reason: RegionAccessError.reasonFrom(init.details?.reason),
+        regionName: [init.details?.region_name, init.details?.regionName, init.details?.region]
+          .find((value): value is string => typeof value === "string"),
         correlationId: context.correlationId,
         suggestion: init.suggestion,
       });

@@ -25,6 +25,7 @@ export {
   ShapeMismatchError,
   type ShapeMismatchInit,
 } from "./python_error_kinds.ts";
+export { RegionAccessError, type RegionAccessErrorOptions, type RegionAccessReason } from "./region_errors.ts";
 export { CircuitOpenError, type CircuitOpenErrorOptions } from "./reliability_errors.ts";
 export {
   CallTimeoutError,

@@ -28,7 +28,8 @@ export type ErrorCode =
   | "closed"
   | "configuration"
   | "transport"
-  | "native";
+  | "native"
+  | "region_access";
 
 /**
  * gRPC status codes, so an error can be mapped onto the closest one (and back).
@@ -41,6 +42,7 @@ export const GrpcStatus = {
   INVALID_ARGUMENT: 3,
   DEADLINE_EXCEEDED: 4,
   NOT_FOUND: 5,
+  PERMISSION_DENIED: 7,
   RESOURCE_EXHAUSTED: 8,
   FAILED_PRECONDITION: 9,
   ABORTED: 10,

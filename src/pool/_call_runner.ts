@@ -7,6 +7,7 @@
 import { setTimeout as delay } from "node:timers/promises";
 import { ChannelError, type WireRequest } from "../bridge/transport.ts";
 import { decodePayload } from "../codec/mod.ts";
+import type { CallTransfer } from "../tensor/_wire.ts";
 import { errorFromWire } from "../errors/from_wire.ts";
 import {
   CallTimeoutError,
@@ -43,6 +44,8 @@ export interface CallContext {
   counters: CallCounters;
   /** Time spent encoding the arguments, ms. */
   encodeMs: number;
+  /** The call's tensor traffic: regions made for its arguments, what moved. */
+  transfer?: CallTransfer;
 }
 
 /** Runs calls for one pool. */
@@ -88,7 +91,7 @@ export class CallRunner {
           }
           if (!outcome.ok) throw errorFromWire(outcome.error, context);
           const answeredAt = performance.now();
-          const value = decodePayload(outcome.data, outcome.encoding) as T;
+          const value = decodePayload(outcome.data, outcome.encoding, context.transfer) as T;
           const decodeMs = performance.now() - answeredAt;
           const pythonExecuteMs = outcome.timing.executeNs / 1e6;
           const pythonMs = (outcome.timing.decodeNs + outcome.timing.executeNs + outcome.timing.encodeNs) / 1e6;
@@ -153,7 +156,7 @@ export class CallRunner {
             finished = true;
             throw errorFromWire(next.value.error, context);
           }
-          yield decodePayload(next.value.data, next.value.encoding) as T;
+          yield decodePayload(next.value.data, next.value.encoding, context.transfer) as T;
         }
       } catch (error) {
         const translated = await this.#translate(error, worker, context);
@@ -209,6 +212,7 @@ export class CallRunner {
       this.health.recordFailure(failure);
     }
     if (worker) context.counters.runTime.record(runMs);
+    context.transfer?.release();
     if (!this.events.has("call:end")) return;
     this.events.emit("call:end", {
       pool: this.options.name,
@@ -222,6 +226,7 @@ export class CallRunner {
       runMs,
       traceparent: request.traceparent,
       timing,
+      data: context.transfer?.moved,
     });
   }
 

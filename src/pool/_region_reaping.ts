@@ -45,6 +45,11 @@ export class RegionReaping {
     return reaping;
   }
 
+  /** Reaps now (a worker died: the regions only it held go at once, not a minute later). */
+  reapNow(): void {
+    this.#reap(Date.now());
+  }
+
   /** Reaps when the interval has passed since the last run. */
   tick(now: number): void {
     if (now - this.#lastReapAt >= REGION_REAP_INTERVAL_MS) this.#reap(now);

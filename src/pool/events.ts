@@ -5,6 +5,7 @@
  * @module
  */
 import type { ExitClassification } from "../errors/pool_errors.ts";
+import type { DataMoved } from "../tensor/_wire.ts";
 
 /** Every event the pool emits, by name. */
 export interface PoolEventMap {
@@ -70,6 +71,12 @@ export interface PoolEventMap {
      * Python (the worker's decode + tool + encode), and decoding the result.
      */
     timing: CallTiming | undefined;
+    /**
+     * Tensors and tables the call moved, both ways: the path (`shared`: descriptors only,
+     * `inline`: under the threshold, `copied`: shared memory unavailable, `mixed`) and the bytes.
+     * Undefined when the call carried none.
+     */
+    data: DataMoved | undefined;
   };
 }
 

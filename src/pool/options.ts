@@ -71,6 +71,19 @@ export interface PoolOptions {
    * dies before starting it, goes back to the queue. Default 16; 0 to 1024; 0 turns it off.
    */
   pipelineDepth?: number;
+  /**
+   * Tensors and Arrow tables in shared memory. `"auto"` (default): `SharedTensor`s travel as
+   * descriptors, and arrays and tables of at least `zeroCopyThresholdBytes` go through a region,
+   * when the native library loads and every worker can map regions (otherwise everything is
+   * copied, results are marked `isCopied`, and one warning names the reason); `"off"`: always copy.
+   */
+  zeroCopy?: "auto" | "off";
+  /**
+   * Typed arrays, tensors and tables (arguments and results) of at least this many bytes go
+   * through shared memory; smaller ones travel inline in the payload. Default 65536 (64 KiB,
+   * the crossover measured by `bench/zero_copy.ts`); 0 to 2^40.
+   */
+  zeroCopyThresholdBytes?: number;
   /** Calls that may wait for a worker; past it `PoolSaturatedError` at once. Default 1000; 0 to 1e6. */
   maxQueue?: number;
   /** How long a call may wait in the queue before `QueueTimeoutError` (it never runs). Default 60000 ms. */
@@ -197,6 +210,8 @@ export const poolOptionsSchema = z.object({
   transport: transportSchema.optional(),
   laneSpinUs: count(10_000).default(50),
   pipelineDepth: count(1024).default(16),
+  zeroCopy: z.enum(["auto", "off"], { message: 'must be "auto" or "off"' }).default("auto"),
+  zeroCopyThresholdBytes: count(2 ** 40).default(65_536),
   maxQueue: count(1_000_000).default(1000),
   queueTimeoutMs: durationMs.default(60_000),
   startConcurrency: positiveInteger(WORKERS_MAX).default(4),

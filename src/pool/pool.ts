@@ -37,6 +37,9 @@ import type { RetryOptions } from "../reliability/retry_policy.ts";
 import { RegionReaping } from "./_region_reaping.ts";
 import { laneRequestFor } from "./_lane_setup.ts";
 import { pickWorker, waitingCount } from "./_worker_choice.ts";
+import { PoolTensors } from "./_tensor_plane.ts";
+import type { TensorDtype } from "../tensor/dtypes.ts";
+import type { Tensor, TensorFromOptions } from "../tensor/tensor.ts";
 
 /**
  * A pool of Python worker processes.
@@ -66,9 +69,11 @@ export class Pool implements AsyncDisposable {
   #requestSequence = 0;
   #closing: Promise<void> | undefined;
   #regions: RegionReaping | undefined;
+  readonly #tensors: PoolTensors;
 
   private constructor(options: ResolvedPoolOptions, pythonPath: string, stateDirectory: string) {
     this.#options = options;
+    this.#tensors = new PoolTensors(options);
     for (const [name, listener] of Object.entries(options.on)) {
       this.#events.on(name as PoolEventName, listener as (event: unknown) => void);
     }
@@ -93,7 +98,7 @@ export class Pool implements AsyncDisposable {
       runId: this.#runId,
       instance: options.instance,
       maxConcurrency: options.concurrentTasksPerWorker,
-      env: { ...nativeEnv, ...options.env },
+      env: { ...nativeEnv, ...this.#tensors.workerEnv(), ...options.env },
       cwd: options.cwd,
       onLogLine: sink === "silent"
         ? () => {}
@@ -116,7 +121,11 @@ export class Pool implements AsyncDisposable {
     this.#executor = new Executor({ name: options.name, retry: options.retry, breaker: this.breaker });
     this.#runner = new CallRunner(options, this.#supervisor, this.#events, (worker) => this.#release(worker), this.health);
     this.#events.on("worker:exit", (event) => {
-      if (!event.expected) this.health.recordCrash(event);
+      if (!event.expected) {
+        this.health.recordCrash(event);
+        // Regions the dead worker alone held (results not yet handed over) go now.
+        this.#regions?.reapNow();
+      }
     });
   }
 
@@ -147,6 +156,7 @@ export class Pool implements AsyncDisposable {
         { suggestion: 'run `make setup` (or set SNAKEPIT_NATIVE_LIB), or use transport "auto" or "grpc"' },
       );
     }
+    pool.#tensors.attach(pool.#regions?.library);
     if (resolved.handleSignals) trackPool(pool);
     try {
       await pool.#supervisor.startInitial();
@@ -154,6 +164,7 @@ export class Pool implements AsyncDisposable {
       await pool.close();
       throw error;
     }
+    pool.#tensors.negotiate(pool.#supervisor.workers);
     return pool;
   }
 
@@ -180,6 +191,35 @@ export class Pool implements AsyncDisposable {
   /** Replacements started since the pool started (after crashes, kills and recycling). */
   get restarts(): number {
     return this.#supervisor.restarts;
+  }
+
+  /**
+   * Whether tensors and tables travel through shared memory (else they are copied; see
+   * `zeroCopyReason`).
+   */
+  get zeroCopy(): boolean {
+    return this.#tensors.plane.zeroCopy;
+  }
+
+  /** Why values are copied instead of shared, or undefined when they are shared. */
+  get zeroCopyReason(): string | undefined {
+    return this.#tensors.copyReason;
+  }
+
+  /**
+   * A zero-filled tensor to fill and pass to calls: a `SharedTensor` (no copy per call) when the
+   * pool shares memory, else a `Tensor`. Release it when done; the pool's close releases it too.
+   *
+   * @throws {TypeError | RangeError} a bad shape or dtype
+   * @throws {SharedMemoryError} /dev/shm is full (the message says how much is free)
+   */
+  tensor(shape: readonly number[], dtype: TensorDtype): Tensor {
+    return this.#tensors.tensor(shape, dtype);
+  }
+
+  /** A tensor holding a copy of `data` (the one copy in), shared when the pool shares memory. */
+  tensorFrom(data: ArrayBufferView, options: TensorFromOptions = {}): Tensor {
+    return this.#tensors.tensorFrom(data, options);
   }
 
   /** Subscribes to a pool event; returns the function that unsubscribes. */
@@ -303,8 +343,16 @@ export class Pool implements AsyncDisposable {
     const correlationId = parsed.correlationId ?? crypto.randomUUID();
     const encoding = this.#options.encoding;
     this.#counters.requests += 1;
+    const requestId = `${this.#runId}-${(this.#requestSequence++).toString(36)}`;
+    const transfer = this.#tensors.transfer(requestId);
     const encodeStartedAt = performance.now();
-    const encodedArgs = encodePayload(args, encoding, "args");
+    let encodedArgs: Uint8Array;
+    try {
+      encodedArgs = encodePayload(args, encoding, "args", transfer);
+    } catch (error) {
+      transfer.release();
+      throw error;
+    }
     const encodeMs = performance.now() - encodeStartedAt;
     return {
       context: {
@@ -317,9 +365,10 @@ export class Pool implements AsyncDisposable {
         queueTimeoutMs: parsed.queueTimeoutMs ?? this.#options.queueTimeoutMs,
         counters: this.#counters,
         encodeMs,
+        transfer,
       },
       request: {
-        requestId: `${this.#runId}-${(this.#requestSequence++).toString(36)}`,
+        requestId,
         tool,
         args: encodedArgs,
         encoding: WIRE_ENCODING[encoding],

@@ -59,6 +59,7 @@ export const ERROR_CODES = Object.freeze([
   "configuration",
   "transport",
   "native",
+  "region_access",
 ] as const satisfies readonly ErrorCode[]);
 
 // Fails to compile when a code is added to ErrorCode but not to ERROR_CODES.

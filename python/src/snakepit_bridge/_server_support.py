@@ -6,12 +6,15 @@ import logging
 import os
 import resource
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from snakepit_bridge import codec
 from snakepit_bridge._generated import worker_pb2
 from snakepit_bridge.adapter import Tool
 from snakepit_bridge.errors import error_payload
+
+if TYPE_CHECKING:
+    from snakepit_bridge.tensor_call import CallRegions
 
 logger = logging.getLogger("snakepit_bridge.server")
 
@@ -27,9 +30,9 @@ def native_abi_version() -> int:
         return 0
 
 
-def encode_result(value: Any, encoding: int) -> bytes:
+def encode_result(value: Any, encoding: int, regions: CallRegions | None = None) -> bytes:
     try:
-        return codec.encode(value, encoding)
+        return codec.encode(value, encoding, regions)
     except Exception as error:
         # The traceback points into the codec, not at the tool: the message says what to fix.
         raise error.with_traceback(None) from None

@@ -4,17 +4,29 @@ msgpack round-trips faithfully what TypeScript can represent: integers in the 64
 floats including NaN and the infinities, any Unicode string, bytes, maps (with non-string keys),
 arrays, nil and booleans. Anything else is refused with a `SerializationError` that says what to
 do instead, rather than silently turned into something else. JSON exists for debugging.
+
+With a call's `CallRegions` (`regions`), msgpack also carries numpy arrays, torch tensors, Arrow
+tables and pandas DataFrames as ext types 0x10-0x13 (`tensor_wire`), inline or in shared
+memory. Without it, those ext types are refused and arrays are refused with advice.
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgpack
 
 from snakepit_bridge._generated import worker_pb2
-from snakepit_bridge.errors import SerializationError
+from snakepit_bridge.errors import (
+    REGION_ZERO_COPY_DISABLED,
+    RegionAccessError,
+    SerializationError,
+    SnakepitBridgeError,
+)
+
+if TYPE_CHECKING:
+    from snakepit_bridge.tensor_call import CallRegions
 
 INT64_MIN = -(2**63)
 UINT64_MAX = 2**64 - 1
@@ -36,28 +48,57 @@ def resolve_encoding(encoding: int) -> int:
     name = ENCODING_NAMES.get(encoding, f"#{encoding}")
     raise SerializationError(
         f"Encoding {name} is not supported by this worker (it speaks msgpack and json)",
-        suggestion="Send arguments as msgpack; Arrow IPC arrives in a later version",
+        suggestion="Send arguments as msgpack; Arrow tables travel inside msgpack payloads",
     )
 
 
-def encode(value: Any, encoding: int = worker_pb2.ENCODING_MSGPACK) -> bytes:
-    """Encodes `value`; raises SerializationError for anything that would not round-trip."""
+def encode(
+    value: Any, encoding: int = worker_pb2.ENCODING_MSGPACK, regions: CallRegions | None = None
+) -> bytes:
+    """Encodes `value`; raises SerializationError for anything that would not round-trip.
+
+    With `regions`, tensors and tables become ext values, and the regions made for them are
+    handed over once the whole payload encoded (released at once when it did not).
+    """
     if resolve_encoding(encoding) == worker_pb2.ENCODING_JSON:
         return encode_json(value)
-    return encode_msgpack(value)
+    return encode_msgpack(value, regions)
 
 
-def decode(data: bytes, encoding: int = worker_pb2.ENCODING_MSGPACK) -> Any:
-    """Decodes bytes produced by `encode` (or by the host's encoder) in the same encoding."""
+def decode(
+    data: bytes, encoding: int = worker_pb2.ENCODING_MSGPACK, regions: CallRegions | None = None
+) -> Any:
+    """Decodes bytes produced by `encode` (or by the host's encoder) in the same encoding.
+
+    With `regions`, tensor and table ext values decode (shared ones after their token and the
+    native checks); the regions opened stay open until `regions.close()`.
+    """
     if resolve_encoding(encoding) == worker_pb2.ENCODING_JSON:
         return decode_json(data)
-    return decode_msgpack(data)
+    return decode_msgpack(data, regions)
 
 
-def encode_msgpack(value: Any) -> bytes:
+def encode_msgpack(value: Any, regions: CallRegions | None = None) -> bytes:
+    if regions is None:
+        return _packb(value, _msgpack_default)
+
+    def default(item: Any) -> Any:
+        ext = regions.encode_default(item)
+        return _msgpack_default(item) if ext is None else ext
+
     try:
-        return msgpack.packb(value, use_bin_type=True, default=_msgpack_default)
-    except SerializationError:
+        data = _packb(value, default)
+    except BaseException:
+        regions.payload_failed()
+        raise
+    regions.payload_encoded()
+    return data
+
+
+def _packb(value: Any, default: Any) -> bytes:
+    try:
+        return msgpack.packb(value, use_bin_type=True, default=default)
+    except SnakepitBridgeError:
         raise
     except UnicodeEncodeError as error:
         raise SerializationError(
@@ -71,9 +112,12 @@ def encode_msgpack(value: Any) -> bytes:
         raise SerializationError(f"Cannot encode value as msgpack: {error}") from None
 
 
-def decode_msgpack(data: bytes) -> Any:
+def decode_msgpack(data: bytes, regions: CallRegions | None = None) -> Any:
+    hook = _refuse_tensor_ext if regions is None else regions.decode_ext
     try:
-        return msgpack.unpackb(data, raw=False, strict_map_key=False)
+        return msgpack.unpackb(data, raw=False, strict_map_key=False, ext_hook=hook)
+    except SnakepitBridgeError:
+        raise
     except Exception as error:  # noqa: BLE001 - every malformed input becomes one error class
         raise SerializationError(
             f"Cannot decode msgpack payload of {len(data)} bytes: {type(error).__name__}: {error}"
@@ -105,6 +149,17 @@ def decode_json(data: bytes) -> Any:
         ) from None
 
 
+def _refuse_tensor_ext(code: int, data: bytes) -> Any:
+    if 0x10 <= code <= 0x13:
+        raise RegionAccessError(
+            f"Cannot decode a tensor or table value (msgpack ext {code:#04x}): this payload is "
+            "decoded without shared-memory support",
+            reason=REGION_ZERO_COPY_DISABLED,
+            suggestion="Send tensors only to workers whose capabilities say zero_copy",
+        )
+    return msgpack.ExtType(code, data)
+
+
 def _msgpack_default(value: Any) -> Any:
     # msgpack calls this for ints outside the 64-bit range as well as for unknown types.
     if isinstance(value, int) and not isinstance(value, bool):
@@ -113,6 +168,13 @@ def _msgpack_default(value: Any) -> Any:
 
 
 def _json_default(value: Any) -> Any:
+    module = type(value).__module__ or ""
+    if module.startswith(("pyarrow", "pandas", "torch")):
+        raise SerializationError(
+            f"Cannot encode {module}.{type(value).__qualname__} as JSON: tensors and tables "
+            "cross only in msgpack",
+            suggestion="Use the msgpack encoding (the default) to send tensors and tables",
+        )
     if isinstance(value, (bytes, bytearray, memoryview)):
         raise SerializationError(
             f"Cannot encode {type(value).__name__} of {len(value)} bytes as JSON: "
@@ -131,11 +193,17 @@ def _convert_foreign(value: Any, encoding_name: str) -> Any:
         import numpy
 
         if isinstance(value, numpy.ndarray):
+            # In msgpack, arrays reach here only when the host does not speak tensors.
             raise SerializationError(
                 f"Cannot encode numpy.ndarray (shape {value.shape}, dtype {value.dtype}) as "
                 f"{encoding_name}: return arr.tolist() for small arrays; "
-                "shared-memory tensors arrive in a later version",
-                suggestion="Return arr.tolist() for small arrays",
+                + (
+                    "tensors cross only in msgpack"
+                    if encoding_name == "JSON"
+                    else "arrays cross only in a call from a Snakepit pool, which sets up tensors"
+                ),
+                suggestion="Return arr.tolist() for small arrays"
+                + (", or use the msgpack encoding" if encoding_name == "JSON" else ""),
             )
         if isinstance(value, numpy.generic):
             converted = value.item()

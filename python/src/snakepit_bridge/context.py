@@ -13,9 +13,14 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from snakepit_bridge.errors import ToolCancelled, ToolDeadlineExceeded
+
+if TYPE_CHECKING:
+    import numpy
+
+    from snakepit_bridge.tensor_call import CallRegions
 
 SESSIONS_MAX = 1024
 
@@ -73,6 +78,7 @@ class ToolContext:
         deadline_unix_ms: int = 0,
         worker_id: str = "",
         session: dict[str, Any] | None = None,
+        regions: CallRegions | None = None,
     ) -> None:
         self.request_id = request_id
         self.tool = tool
@@ -83,6 +89,8 @@ class ToolContext:
         self.deadline_unix_ms = deadline_unix_ms
         self.worker_id = worker_id
         self.session: dict[str, Any] = session if session is not None else {}
+        # The call's shared-memory regions (tensor arguments and results); None outside a call.
+        self.regions = regions
         # Most calls are never cancelled nor waited on: the Event is made only when a tool waits
         # (wait_cancelled), which keeps a call's set-up cheap.
         self._cancelled = False
@@ -165,6 +173,30 @@ class ToolContext:
         with self._lock:
             with contextlib.suppress(ValueError):
                 self._callbacks.remove(callback)
+
+    def alloc_tensor(self, shape: Any, dtype: Any) -> numpy.ndarray:
+        """A zeroed C-contiguous array that this call can return to the host without a copy.
+
+        It lives in a new shared-memory region (freed once the host adopted the result, or
+        after the call when it is not returned). When zero-copy is disabled for this worker
+        it is an ordinary numpy array, and a result holding it travels inline.
+
+        `dtype` is a numpy dtype or name among int8..int64, uint8..uint64, float16, float32,
+        float64, bool, or "bfloat16" (held as uint16 storage, returned as bfloat16). Raises
+        `ValueError` for other dtypes and for shapes that are not at most 8 extents >= 0.
+
+        Example::
+
+            def scale(values, factor, ctx):
+                out = ctx.alloc_tensor(values.shape, values.dtype)
+                numpy.multiply(values, factor, out=out)
+                return out
+        """
+        if self.regions is not None:
+            return self.regions.alloc_tensor(shape, dtype)
+        from snakepit_bridge._tensor_support import allocate_plain
+
+        return allocate_plain(shape, dtype)
 
     def __repr__(self) -> str:
         return (

@@ -53,6 +53,15 @@ KIND_SERIALIZATION = "serialization"
 KIND_CANCELLED = "cancelled"
 KIND_DEADLINE_EXCEEDED = "deadline_exceeded"
 KIND_WORKER_BUSY = "worker_busy"
+KIND_REGION_ACCESS = "region_access"
+
+REGION_TOKEN_INVALID = "token_invalid"
+REGION_ZERO_COPY_DISABLED = "zero_copy_disabled"
+REGION_UNAVAILABLE = "region_unavailable"
+REGION_DESCRIPTOR_INVALID = "descriptor_invalid"
+REGION_ACCESS_REASONS = frozenset(
+    {REGION_TOKEN_INVALID, REGION_ZERO_COPY_DISABLED, REGION_UNAVAILABLE, REGION_DESCRIPTOR_INVALID}
+)
 
 __all__ = [
     "KIND_DEVICE",
@@ -115,6 +124,44 @@ class WorkerBusyError(SnakepitBridgeError):
     """The worker already holds as many calls as it admits; the host should retry elsewhere."""
 
 
+class RegionAccessError(SnakepitBridgeError):
+    """A shared-memory value in a payload was refused; nothing of it was opened or kept.
+
+    `reason` is one of `token_invalid` (forged, or replayed from another call, role, region,
+    generation or descriptor), `zero_copy_disabled` (this worker has no region secret or no
+    native library), `region_unavailable` (not found, released or at another generation) or
+    `descriptor_invalid` (the native validation refused it). Decide on `reason`, never on the
+    message. The wire `details` carry `reason`, `region` and, when a native call failed, `status`.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        reason: str,
+        region_name: str = "",
+        status_name: str = "",
+        suggestion: str = "",
+    ) -> None:
+        if reason not in REGION_ACCESS_REASONS:
+            raise ValueError(
+                f"RegionAccessError reason must be one of {sorted(REGION_ACCESS_REASONS)}, "
+                f"got {reason!r}"
+            )
+        super().__init__(message, suggestion=suggestion)
+        self.reason = reason
+        self.region_name = region_name
+        self.status_name = status_name
+
+    @property
+    def details(self) -> dict[str, str]:
+        """What the error payload's `details` map carries for this error."""
+        details = {"reason": self.reason, "region": self.region_name}
+        if self.status_name:
+            details["status"] = self.status_name
+        return details
+
+
 def classify(exc: BaseException) -> str:
     """Returns the wire `kind` for an exception: the bridge's own classes, then `error_classify`."""
     bridge_kind = _bridge_kind(exc)
@@ -134,6 +181,8 @@ def _bridge_kind(exc: BaseException) -> str | None:
         return KIND_INVALID_ARGUMENTS
     if isinstance(exc, WorkerBusyError):
         return KIND_WORKER_BUSY
+    if isinstance(exc, RegionAccessError):
+        return KIND_REGION_ACCESS
     return None
 
 
@@ -148,7 +197,7 @@ def error_payload(
     rules = policy if policy is not None else current_policy()
     bridge_kind = _bridge_kind(exc)
     classification = (
-        Classification(kind=bridge_kind)
+        Classification(kind=bridge_kind, details=_bridge_details(exc))
         if bridge_kind is not None
         else error_classify.classify_exception(exc)
     )
@@ -175,6 +224,11 @@ def error_payload(
         or (resolved_kind == classification.kind and classification.retryable),
         details=_details_of(details, rules),
     )
+
+
+def _bridge_details(exc: BaseException) -> dict[str, object]:
+    # Only the region error carries details among the bridge's own errors.
+    return exc.details if isinstance(exc, RegionAccessError) else {}
 
 
 def frames_of(

@@ -50,6 +50,7 @@ from snakepit_bridge.lane import (
 from snakepit_bridge.lane_rpc import RpcContext, execute_request
 from snakepit_bridge.lane_writer import ResponseWriter
 from snakepit_bridge.server import WorkerServicer
+from snakepit_bridge.tensor_call import CallRegions
 
 logger = logging.getLogger("snakepit_bridge.lane")
 
@@ -301,17 +302,26 @@ class LaneServer:
         )
 
     def _lean_call(self, tool: Any, frame: list[Any]) -> bytes | None:
-        """A plain sync tool without ctx: decode, bind, run, encode, with no per-call objects.
+        """A plain sync tool without ctx: decode, bind, run, encode, with no per-call objects
+        but its (lazy, usually empty) `CallRegions`.
 
         Returns None (the caller takes the servicer's path, which reports the error properly)
         when the arguments do not decode to a fitting map.
         """
+        regions = self._servicer.broker.call(frame[1])
+        try:
+            return self._lean_call_with(tool, frame, regions)
+        finally:
+            # After the call's frame is gone, so the argument regions usually close at once.
+            regions.close()
+
+    def _lean_call_with(self, tool: Any, frame: list[Any], regions: CallRegions) -> bytes | None:
         request_id, args, encoding = frame[1], frame[3], frame[4]
         correlation, traceparent = frame[7], frame[8]
         started = time.perf_counter_ns()
         try:
             encoding = codec.resolve_encoding(encoding)
-            arguments = codec.decode(args, encoding) if args else {}
+            arguments = codec.decode(args, encoding, regions) if args else {}
             if not isinstance(arguments, dict) or not all(isinstance(k, str) for k in arguments):
                 return None
             tool.bind(arguments)
@@ -330,7 +340,7 @@ class LaneServer:
             servicer.lane_call_done()
         executed = time.perf_counter_ns()
         try:
-            data = encode_result(result, encoding)
+            data = encode_result(result, encoding, regions)
         except BaseException as error:  # noqa: BLE001
             return self._error_reply(request_id, error)
         encoded = time.perf_counter_ns()

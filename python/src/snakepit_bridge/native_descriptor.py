@@ -226,7 +226,9 @@ def to_numpy(region: Region, encoded: bytes) -> numpy.ndarray:
         strides = None
     else:
         strides = tuple(stride * dtype.itemsize for stride in descriptor.strides)
-    base = numpy.frombuffer(region.view(), dtype=numpy.uint8)
+    view = region.view()
+    # A read-only descriptor gets a read-only buffer: `writeable = True` cannot be set back.
+    base = numpy.frombuffer(view.toreadonly() if descriptor.read_only else view, dtype=numpy.uint8)
     array = numpy.ndarray(
         shape, dtype=dtype, buffer=base, offset=descriptor.byte_offset, strides=strides
     )

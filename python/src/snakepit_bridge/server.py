@@ -33,6 +33,8 @@ from snakepit_bridge._server_support import (
     tool_spec,
 )
 from snakepit_bridge.async_runner import AsyncRunner
+from snakepit_bridge.tensor_call import CallRegions
+from snakepit_bridge.tensors import RegionBroker
 from snakepit_bridge.errors import (
     InvalidArgumentsError,
     ToolCancelled,
@@ -62,12 +64,21 @@ class WorkerIdentity:
 
 class WorkerServicer(worker_pb2_grpc.WorkerServicer):
     def __init__(
-        self, adapter: Adapter, identity: WorkerIdentity, *, max_concurrency: int = 1
+        self,
+        adapter: Adapter,
+        identity: WorkerIdentity,
+        *,
+        max_concurrency: int = 1,
+        broker: RegionBroker | None = None,
     ) -> None:
+        """`broker` carries tensors in shared memory; without one, tensors are refused."""
         if max_concurrency < 1:
             raise ValueError(f"max_concurrency must be at least 1, got {max_concurrency}")
         self._adapter = adapter
         self._identity = identity
+        self._broker = (
+            broker if broker is not None else RegionBroker.disabled("no region broker given")
+        )
         self._tools = discover_tools(adapter)
         self._thread_safe = bool(adapter.thread_safe)
         self._max_concurrency = max_concurrency if self._thread_safe else 1
@@ -88,6 +99,11 @@ class WorkerServicer(worker_pb2_grpc.WorkerServicer):
         # The call the fast lane runs on its lean path (no ToolContext), for Ping and Cancel.
         self.lane_call: str | None = None
         self._lane_calls_served = 0
+
+    @property
+    def broker(self) -> RegionBroker:
+        """The worker's shared-memory state (one per worker)."""
+        return self._broker
 
     @property
     def max_concurrency(self) -> int:
@@ -147,7 +163,7 @@ class WorkerServicer(worker_pb2_grpc.WorkerServicer):
             capabilities=worker_pb2.Capabilities(
                 protocol_version=PROTOCOL_VERSION,
                 encodings=[worker_pb2.ENCODING_MSGPACK, worker_pb2.ENCODING_JSON],
-                zero_copy=False,
+                zero_copy=self._broker.enabled,
                 max_message_bytes=MAX_MESSAGE_BYTES,
                 max_concurrency=self._max_concurrency,
                 thread_safe=self._thread_safe,
@@ -168,10 +184,22 @@ class WorkerServicer(worker_pb2_grpc.WorkerServicer):
     def Execute(
         self, request: worker_pb2.ExecuteRequest, context: Any
     ) -> worker_pb2.ExecuteResponse:
+        regions = self._broker.call(request.request_id)
+        try:
+            return self._execute(request, context, regions)
+        finally:
+            # After _execute returned: the arguments and result it held are gone, so the
+            # argument regions usually close at once.
+            regions.close()
+
+    def _execute(
+        self, request: worker_pb2.ExecuteRequest, context: Any, regions: CallRegions
+    ) -> worker_pb2.ExecuteResponse:
         timing = worker_pb2.Timing()
         request_id = request.request_id
         try:
             with self._admitted(request, context) as ctx:
+                ctx.regions = regions
                 tool, arguments, encoding = self._prepare(request, ctx, timing)
                 with self._tool_turn(ctx):
                     started = time.perf_counter_ns()
@@ -183,7 +211,7 @@ class WorkerServicer(worker_pb2_grpc.WorkerServicer):
                     finally:
                         timing.execute_ns = time.perf_counter_ns() - started
                 started = time.perf_counter_ns()
-                data = encode_result(result, encoding)
+                data = encode_result(result, encoding, regions)
                 timing.encode_ns = time.perf_counter_ns() - started
                 return worker_pb2.ExecuteResponse(
                     request_id=request_id,
@@ -198,11 +226,21 @@ class WorkerServicer(worker_pb2_grpc.WorkerServicer):
     def ExecuteStream(
         self, request: worker_pb2.ExecuteRequest, context: Any
     ) -> Iterator[worker_pb2.StreamChunk]:
+        regions = self._broker.call(request.request_id)
+        try:
+            yield from self._execute_stream(request, context, regions)
+        finally:
+            regions.close()  # Also when the host stops reading and the stream is closed.
+
+    def _execute_stream(
+        self, request: worker_pb2.ExecuteRequest, context: Any, regions: CallRegions
+    ) -> Iterator[worker_pb2.StreamChunk]:
         timing = worker_pb2.Timing()
         request_id = request.request_id
         sequence = 0
         try:
             with self._admitted(request, context) as ctx:
+                ctx.regions = regions
                 tool, arguments, encoding = self._prepare(request, ctx, timing)
                 # The generator is closed inside the tool turn: its cleanup is tool code too.
                 with self._tool_turn(ctx), contextlib.closing(
@@ -210,7 +248,8 @@ class WorkerServicer(worker_pb2_grpc.WorkerServicer):
                 ) as items:
                     for value in items:
                         started = time.perf_counter_ns()
-                        data = encode_result(value, encoding)
+                        data = encode_result(value, encoding, regions)
+                        del value  # An item's arrays must not keep its regions mapped.
                         timing.encode_ns += time.perf_counter_ns() - started
                         payload = worker_pb2.Payload(encoding=encoding, data=data)
                         yield worker_pb2.StreamChunk(
@@ -234,7 +273,9 @@ class WorkerServicer(worker_pb2_grpc.WorkerServicer):
     # --- call machinery --------------------------------------------------------------------
 
     def _admitted(self, request: worker_pb2.ExecuteRequest, context: Any) -> _Admission:
-        """Registers the call (for Cancel and Ping) for exactly as long as it runs."""
+        """Registers the call (for Cancel and Ping) for exactly as long as it runs.
+
+        Its signature is fixed: `log_records.correlate_calls` wraps it."""
         request_id = request.request_id or uuid.uuid4().hex
         ctx = ToolContext(
             request_id=request_id,
@@ -277,7 +318,8 @@ class WorkerServicer(worker_pb2_grpc.WorkerServicer):
         ctx.check_cancelled()
         encoding = codec.resolve_encoding(request.args.encoding)
         started = time.perf_counter_ns()
-        decoded = codec.decode(request.args.data, encoding) if request.args.data else None
+        data = request.args.data
+        decoded = codec.decode(data, encoding, ctx.regions) if data else None
         timing.decode_ns = time.perf_counter_ns() - started
         arguments = {} if decoded is None else decoded
         if not isinstance(arguments, dict) or not all(isinstance(k, str) for k in arguments):

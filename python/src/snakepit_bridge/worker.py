@@ -33,6 +33,7 @@ from snakepit_bridge import log_records
 from snakepit_bridge.adapter import Adapter
 from snakepit_bridge.server import MAX_MESSAGE_BYTES, PROTOCOL_VERSION, WorkerIdentity
 from snakepit_bridge.server import WorkerServicer
+from snakepit_bridge.tensors import RegionBroker
 
 EXIT_STARTUP_ERROR = 3
 EXIT_USAGE = 2
@@ -282,6 +283,14 @@ def load_adapter(spec: str) -> Adapter:
         raise StartupError("adapter", error) from error
 
 
+def _region_broker(options: argparse.Namespace) -> RegionBroker:
+    """The worker's shared-memory broker, from the environment the host set, built once."""
+    try:
+        return RegionBroker.from_env(options.instance)
+    except ValueError as error:
+        raise StartupError("usage", error) from error
+
+
 def _build_servicer(adapter: Adapter, options: argparse.Namespace) -> WorkerServicer:
     identity = WorkerIdentity(
         run_id=options.run_id,
@@ -290,7 +299,14 @@ def _build_servicer(adapter: Adapter, options: argparse.Namespace) -> WorkerServ
         adapter=options.adapter,
     )
     try:
-        return WorkerServicer(adapter, identity, max_concurrency=options.max_concurrency)
+        return WorkerServicer(
+            adapter,
+            identity,
+            max_concurrency=options.max_concurrency,
+            broker=_region_broker(options),
+        )
+    except StartupError:
+        raise
     except Exception as error:  # Tool discovery failures (duplicate names) are the adapter's.
         raise StartupError("adapter", error) from error
 
@@ -332,6 +348,7 @@ def _shut_down(
     logger.info("stopping (grace %.1fs)", GRACE_S)
     servicer.close()  # Cancelled tools finish within the grace period when they cooperate.
     server.stop(GRACE_S).wait(GRACE_S + 1.0)
+    servicer.broker.close()  # Result regions the host never adopted are released now.
     try:
         adapter.teardown()
     except Exception:
