@@ -3,6 +3,7 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import {
+  RegionAccessError,
   CallTimeoutError,
   CancelledError,
   CircuitOpenError,
@@ -55,6 +56,7 @@ const TABLE: Array<[SnakepitError, ErrorCode, number, boolean]> = [
   [new ConfigurationError("x"), "configuration", GrpcStatus.FAILED_PRECONDITION, false],
   [new TransportError("x", { grpcStatus: GrpcStatus.UNAVAILABLE }), "transport", GrpcStatus.UNAVAILABLE, true],
   [new NativeError("x", { op: "map", status: 3, statusName: "bad_args" }), "native", GrpcStatus.INTERNAL, false],
+  [new RegionAccessError("x", { reason: "token_invalid" }), "region_access", GrpcStatus.PERMISSION_DENIED, false],
 ];
 
 describe("the error taxonomy", () => {
@@ -73,7 +75,7 @@ describe("the error taxonomy", () => {
   test("every code of the union has exactly one class in the table", () => {
     const codes = TABLE.map(([, code]) => code);
     assert.equal(new Set(codes).size, codes.length);
-    assert.equal(codes.length, 21);
+    assert.equal(codes.length, 22);
   });
 
   test("the recognised Python errors are PythonErrors, so one instanceof catches every tool failure", () => {
@@ -162,6 +164,7 @@ describe("the error taxonomy", () => {
         case "configuration":
         case "transport":
         case "native":
+        case "region_access":
           return "pool";
         default: {
           const unreachable: never = code;

@@ -55,9 +55,9 @@ describe("failures arrive as typed errors", () => {
   });
 
   test("a result Python cannot encode is a SerializationError", async () => {
-    const error = await pool.call("arange", { n: 4 }).catch((error) => error);
+    const error = await pool.call("power", { base: 2, exponent: 70 }).catch((error) => error);
     assert.ok(error instanceof SerializationError, String(error));
-    assert.match(error.message, /ndarray/);
+    assert.match(error.message, /71 bits.*above 2\*\*64-1/);
   });
 });
 
@@ -71,7 +71,7 @@ describe("arguments that cannot be encoded are refused before anything is sent",
   const cases: Array<[string, unknown, RegExp]> = [
     ["a function", () => 1, /^Cannot encode args\.value as msgpack: it is a function; pass data, not code$/],
     ["a symbol", Symbol("s"), /^Cannot encode args\.value as msgpack: it is a symbol; pass a string instead$/],
-    ["a Float32Array", new Float32Array(4), /args\.value as msgpack: it is a Float32Array, which would lose its element type/],
+    ["a DataView", new DataView(new ArrayBuffer(4)), /args\.value as msgpack: it is a DataView, which would lose its element type/],
     ["a bigint past 64 bits", 2n ** 70n, /outside the 64-bit integer range/],
     ["a class instance", new (class Point {})(), /instance of Point/],
     ["a function deep inside", { list: [1, { f: () => 1 }] }, /Cannot encode args\.value\.list\[1\]\.f as msgpack: it is a function/],

@@ -55,7 +55,7 @@ class NumericAdapter(Adapter):
 
     @tool
     def arange(self, n: int) -> np.ndarray:
-        """numpy.arange(n) as an ndarray, which msgpack refuses until shared-memory tensors."""
+        """numpy.arange(n) as an ndarray: a Tensor on the host (shared memory when large)."""
         return np.arange(n)
 
     @tool
