@@ -1,170 +1,31 @@
-"""Specification of tensors and Arrow tables in call payloads (snakepit_bridge.tensors): real
-regions through the real native library, with this test acting as the host."""
+"""Specification of tensors and Arrow tables in call payloads (snakepit_bridge.tensors):
+values both ways, in place and read-only, thresholds, hand-over and tables; real regions through
+the real native library, with tensor_host.py acting as the host."""
 
 from __future__ import annotations
 
-import gc
-import glob
-import os
 import re
-import time
-from collections.abc import Callable, Iterator
-from typing import Any
 
 import msgpack
 import numpy
 import pyarrow
 import pytest
 
-from snakepit_bridge import codec, log_records, native, native_descriptor, tensor_wire
+from snakepit_bridge import codec, native_descriptor, tensor_wire
 from snakepit_bridge._generated import worker_pb2
-from snakepit_bridge.adapter import Adapter, tool
-from snakepit_bridge.errors import RegionAccessError, SerializationError, error_payload
-from snakepit_bridge.native_region import Region
-from snakepit_bridge.server import WorkerIdentity, WorkerServicer
+from snakepit_bridge.errors import SerializationError
 from snakepit_bridge.tensors import RegionBroker
 
-MSGPACK = worker_pb2.ENCODING_MSGPACK
-NUMPY_DTYPES = [
-    "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
-    "float16", "float32", "float64", "bool",
-]  # fmt: skip
-SHAPES = {"c-contiguous": (3, 4), "0-d": (), "empty": (0, 3), "vector": (5,)}
-_counter = iter(range(1_000_000))
-LIBRARY = native.load()
-
-
-def wait_until(predicate: Callable[[], Any], timeout_s: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"condition not met within {timeout_s}s")
-        time.sleep(0.005)
-
-
-def sample(dtype: str, shape: tuple[int, ...]) -> numpy.ndarray:
-    count = int(numpy.prod(shape, dtype=numpy.int64))
-    values = numpy.arange(1, count + 1) % 7
-    return (values % 2 == 0 if dtype == "bool" else values.astype(dtype)).reshape(shape)
-
-
-class Host:
-    """The host's half: makes argument regions and tokens, adopts result regions."""
-
-    def __init__(self, **broker_options: Any) -> None:
-        self.instance = f"pytensors{os.getpid() % 10000}_{next(_counter)}"[:20]
-        self.secret = os.urandom(32)
-        options = {"threshold_bytes": 64, "hold_limit_s": 5.0, **broker_options}
-        self.broker = RegionBroker(
-            library=LIBRARY, secret=self.secret, instance=self.instance, **options
-        )
-        self.regions: list[Region] = []
-
-    def files(self) -> list[str]:
-        return glob.glob(f"/dev/shm/snakepit-{self.instance}-*")
-
-    def region(self, payload_bytes: int) -> Region:
-        region = Region.create(LIBRARY, max(payload_bytes, 1), instance=self.instance)
-        self.regions.append(region)
-        return region
-
-    def shared_arg(
-        self,
-        array: numpy.ndarray,
-        request_id: str,
-        *,
-        read_only: bool = False,
-        dtype: str | None = None,
-        role: bytes = tensor_wire.ROLE_ARG,
-    ) -> tuple[Region, msgpack.ExtType]:
-        region = self.region(array.nbytes)
-        region.numpy(numpy.uint8, (array.nbytes,))[:] = numpy.frombuffer(array.tobytes(), "u1")
-        descriptor = native_descriptor.encode(
-            native_descriptor.TensorDescriptor(
-                dtype=dtype or array.dtype.name,
-                shape=list(array.shape),
-                region_name=region.name,
-                region_generation=region.info().generation,
-                read_only=read_only,
-            )
-        )
-        return region, self.ext(tensor_wire.EXT_SHARED_TENSOR, region, descriptor, request_id, role)
-
-    def ext(
-        self,
-        code: int,
-        region: Region,
-        descriptor: bytes,
-        request_id: str,
-        role: bytes = tensor_wire.ROLE_ARG,
-        generation: int | None = None,
-    ) -> msgpack.ExtType:
-        generation = region.info().generation if generation is None else generation
-        token = tensor_wire.region_token(
-            self.secret, role, request_id, region.name, generation, descriptor
-        )
-        return tensor_wire.shared_ext(code, region.name, generation, descriptor, token)
-
-    def adopt(self, data: bytes, request_id: str) -> Any:
-        """Decodes a result as the host does: checks each token, opens each region once, and
-        bumps its generation after the whole payload decoded (views of one region share it)."""
-        opened: dict[str, Region] = {}
-
-        def hook(code: int, raw: bytes) -> Any:
-            fields = msgpack.unpackb(raw, raw=False)
-            if code == tensor_wire.EXT_INLINE_TENSOR:
-                return ("inline", fields[3], tensor_wire.inline_tensor_value(raw))
-            if code == tensor_wire.EXT_INLINE_ARROW:
-                return ("inline", fields[1], tensor_wire.inline_arrow_value(raw))
-            name, generation, descriptor, token = fields
-            expected = tensor_wire.region_token(
-                self.secret, tensor_wire.ROLE_RESULT, request_id, name, generation, descriptor
-            )
-            assert token == expected
-            if name not in opened:
-                opened[name] = Region.open(LIBRARY, name, generation=generation)
-                self.regions.append(opened[name])
-            region = opened[name]
-            if code == tensor_wire.EXT_SHARED_ARROW:
-                size = native_descriptor.decode(descriptor).shape[0]
-                value = pyarrow.ipc.open_stream(bytes(region.view()[:size])).read_all()
-            elif native_descriptor.decode(descriptor).dtype == "bfloat16":
-                value = native_descriptor.to_numpy(region, _as_uint16(descriptor)).copy()
-            else:
-                value = native_descriptor.to_numpy(region, descriptor).copy()
-            return ("shared", region, value)
-
-        result = msgpack.unpackb(data, raw=False, ext_hook=hook, strict_map_key=False)
-        for region in opened.values():
-            region.bump_generation()
-        return result
-
-    def close(self) -> None:
-        self.broker.close()
-        gc.collect()
-        for region in self.regions:
-            region.close()
-
-
-def _as_uint16(descriptor: bytes) -> bytes:
-    return descriptor[:24] + bytes((1, 16)) + descriptor[26:]
-
-
-@pytest.fixture
-def host() -> Iterator[Host]:
-    made = Host()
-    yield made
-    made.close()
-    assert made.files() == [], "a region created by the test was left in /dev/shm"
-
-
-def decode_args(host: Host, value: Any, request_id: str) -> tuple[Any, Any]:
-    regions = host.broker.call(request_id)
-    data = msgpack.packb(value, use_bin_type=True)
-    return codec.decode(data, MSGPACK, regions), regions
-
-
-# --- arguments ---------------------------------------------------------------------------
+from tensor_host import (
+    Host,
+    MSGPACK,
+    NUMPY_DTYPES,
+    SHAPES,
+    decode_args,
+    host,
+    sample,
+    wait_until,
+)
 
 
 @pytest.mark.parametrize("shape", SHAPES.values(), ids=SHAPES.keys())
@@ -283,103 +144,6 @@ def test_a_malformed_inline_tensor_is_a_serialization_error(host):
 
 
 # --- refused shared arguments --------------------------------------------------------------
-
-
-def _refusal(host: Host, ext: Any, request_id: str) -> RegionAccessError:
-    mapped_before = LIBRARY.process_usage()
-    regions = host.broker.call(request_id)
-    with pytest.raises(RegionAccessError) as raised:
-        codec.decode(msgpack.packb({"x": ext}, use_bin_type=True), MSGPACK, regions)
-    regions.close()
-    assert LIBRARY.process_usage() == mapped_before, "the refused region stayed open"
-    return raised.value
-
-
-def _with_token(ext: msgpack.ExtType, token: bytes) -> msgpack.ExtType:
-    name, generation, descriptor, _ = msgpack.unpackb(ext.data)
-    return tensor_wire.shared_ext(ext.code, name, generation, descriptor, token)
-
-
-def test_a_forged_token_is_refused_before_the_region_is_opened(host):
-    region, ext = host.shared_arg(numpy.ones(4), "r10")
-    error = _refusal(host, _with_token(ext, os.urandom(32)), "r10")
-    assert (error.reason, error.region_name) == ("token_invalid", region.name)
-    assert region.name in str(error) and "forged" in str(error)
-    assert region.info().reference_count == 1
-
-
-def test_a_token_replayed_from_another_call_or_role_is_refused(host):
-    _, for_other_call = host.shared_arg(numpy.ones(4), "r11-other")
-    assert _refusal(host, for_other_call, "r11").reason == "token_invalid"
-    _, as_result = host.shared_arg(numpy.ones(4), "r11", role=tensor_wire.ROLE_RESULT)
-    assert _refusal(host, as_result, "r11").reason == "token_invalid"
-
-
-def test_a_tampered_descriptor_is_refused(host):
-    region, ext = host.shared_arg(numpy.ones(4), "r12")
-    name, generation, descriptor, token = msgpack.unpackb(ext.data)
-    tampered = bytearray(descriptor)
-    tampered[64] = 200  # shape[0]: 4 -> 200 elements, past the region's end
-    forged = tensor_wire.shared_ext(0x10, name, generation, bytes(tampered), token)
-    assert _refusal(host, forged, "r12").reason == "token_invalid"
-
-
-def test_a_stale_generation_is_refused_as_region_unavailable(host):
-    region, ext = host.shared_arg(numpy.ones(4), "r13")
-    region.bump_generation()
-    error = _refusal(host, ext, "r13")
-    assert (error.reason, error.status_name) == ("region_unavailable", "generation_mismatch")
-    assert "generation_mismatch" in str(error)
-
-
-def test_an_out_of_bounds_descriptor_is_refused_as_descriptor_invalid(host):
-    region = host.region(64)
-    descriptor = native_descriptor.encode(
-        native_descriptor.TensorDescriptor(
-            dtype="float64", shape=[1000], region_name=region.name,
-            region_generation=region.info().generation,
-        )
-    )  # fmt: skip
-    ext = host.ext(0x10, region, descriptor, "r14")
-    error = _refusal(host, ext, "r14")
-    assert (error.reason, error.status_name) == ("descriptor_invalid", "descriptor_out_of_bounds")
-    assert region.info().reference_count == 1
-
-
-def test_an_unknown_region_is_refused_as_region_unavailable(host):
-    name = f"/snakepit-{host.instance}-{'0' * 32}"
-    descriptor = native_descriptor.encode(
-        native_descriptor.TensorDescriptor(
-            dtype="uint8", shape=[4], region_name=name, region_generation=1
-        )
-    )
-    token = tensor_wire.region_token(host.secret, b"arg", "r15", name, 1, descriptor)
-    error = _refusal(host, tensor_wire.shared_ext(0x10, name, 1, descriptor, token), "r15")
-    assert (error.reason, error.status_name) == ("region_unavailable", "not_found")
-
-
-def test_shared_values_reach_a_worker_without_zero_copy_as_zero_copy_disabled(host):
-    _, ext = host.shared_arg(numpy.ones(4), "r16")
-    plain = RegionBroker.disabled("test")
-    with pytest.raises(RegionAccessError) as raised:
-        codec.decode(msgpack.packb(ext), MSGPACK, plain.call("r16"))
-    assert raised.value.reason == "zero_copy_disabled"
-    with pytest.raises(RegionAccessError) as without_regions:
-        codec.decode(msgpack.packb(ext), MSGPACK)
-    assert without_regions.value.reason == "zero_copy_disabled"
-
-
-def test_a_region_access_error_crosses_as_region_access_with_its_details():
-    error = RegionAccessError(
-        "Cannot open region x", reason="region_unavailable", region_name="/r", status_name="nf"
-    )
-    payload = error_payload(error)
-    assert payload.kind == "region_access"
-    details = msgpack.unpackb(payload.details)
-    assert details == {"reason": "region_unavailable", "region": "/r", "status": "nf"}
-
-
-# --- results -------------------------------------------------------------------------------
 
 
 def test_a_result_region_is_released_once_the_host_bumps_its_generation(host):
@@ -548,83 +312,3 @@ def test_torch_tensors_are_sent_as_tensors(host):
 
 
 # --- through the servicer ------------------------------------------------------------------
-
-
-class TensorAdapter(Adapter):
-    @tool
-    def scale(self, values: Any, factor: float, ctx: Any) -> Any:
-        out = ctx.alloc_tensor(values.shape, values.dtype)
-        numpy.multiply(values, factor, out=out)
-        return out
-
-    @tool
-    def total(self, values: Any) -> float:
-        return float(values.sum())
-
-    @tool
-    def batches(self, count: int, ctx: Any) -> Iterator[Any]:
-        for index in range(count):
-            out = ctx.alloc_tensor((16,), "int64")
-            out[:] = index
-            yield {"own": out, "copied": numpy.full(16, index)}
-
-
-class _RpcContext:
-    def add_callback(self, _callback: Any) -> bool:
-        return True
-
-    def is_active(self) -> bool:
-        return True
-
-
-def test_execute_takes_a_tensor_argument_and_returns_a_tensor_result(host):
-    servicer = WorkerServicer(TensorAdapter(), WorkerIdentity(), broker=host.broker)
-    log_records.correlate_calls(servicer)  # As the worker process does.
-    region, ext = host.shared_arg(numpy.arange(32, dtype=numpy.float64), "r30")
-    request = worker_pb2.ExecuteRequest(
-        request_id="r30",
-        tool="scale",
-        args=worker_pb2.Payload(
-            encoding=MSGPACK, data=msgpack.packb({"values": ext, "factor": 2.0})
-        ),
-    )
-    response = servicer.Execute(request, _RpcContext())
-    assert response.WhichOneof("outcome") == "result", response.error
-    form, result_region, result = host.adopt(response.result.data, "r30")
-    assert form == "shared" and result.tolist() == [2.0 * i for i in range(32)]
-    assert region.info().reference_count == 1  # the worker closed the argument region
-    wait_until(lambda: result_region.info().reference_count == 1)
-    servicer.close()
-
-
-def test_execute_reports_a_refused_region_as_region_access(host):
-    servicer = WorkerServicer(TensorAdapter(), WorkerIdentity(), broker=host.broker)
-    _, ext = host.shared_arg(numpy.arange(4.0), "someone-else")
-    request = worker_pb2.ExecuteRequest(
-        request_id="r31",
-        tool="total",
-        args=worker_pb2.Payload(encoding=MSGPACK, data=msgpack.packb({"values": ext})),
-    )
-    error = servicer.Execute(request, _RpcContext()).error
-    assert error.kind == "region_access"
-    assert msgpack.unpackb(error.details)["reason"] == "token_invalid"
-    assert servicer.Describe(None, None).capabilities.zero_copy is True
-    servicer.close()
-
-
-def test_execute_stream_hands_over_each_items_regions(host):
-    servicer = WorkerServicer(TensorAdapter(), WorkerIdentity(), broker=host.broker)
-    log_records.correlate_calls(servicer)
-    request = worker_pb2.ExecuteRequest(
-        request_id="r32",
-        tool="batches",
-        args=worker_pb2.Payload(encoding=MSGPACK, data=msgpack.packb({"count": 3})),
-    )
-    chunks = list(servicer.ExecuteStream(request, _RpcContext()))
-    assert [chunk.WhichOneof("body") for chunk in chunks] == ["item"] * 3 + ["end"]
-    for index, chunk in enumerate(chunks[:3]):
-        item = host.adopt(chunk.item.data, "r32")
-        assert item["own"][0] == item["copied"][0] == "shared"
-        assert item["own"][2].tolist() == item["copied"][2].tolist() == [index] * 16
-    wait_until(lambda: host.broker.pending_count == 0)
-    servicer.close()
