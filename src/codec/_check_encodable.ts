@@ -59,18 +59,20 @@ export function checkEncodable(value: unknown, path: string, rules: EncodableRul
         throw refuse(item.path, "is a symbol", rules, "pass a string instead");
     }
     if (current === null || current instanceof Date) continue;
-    if (isTensorValue(current)) {
-      if (!rules.tensors) {
-        throw refuse(item.path, `is a ${(current as object).constructor.name}`, rules, "use the msgpack encoding (the default) for tensors and tables");
-      }
-      tensors = true;
-      continue;
-    }
     if (item.depth >= NESTING_DEPTH_MAX) {
       throw refuse(item.path, `is nested deeper than ${NESTING_DEPTH_MAX} levels (a cycle?)`, rules, "flatten it");
     }
     if (current instanceof Uint8Array) {
       if (!rules.bytes) throw refuse(item.path, "is bytes", rules, "use the msgpack encoding");
+      continue;
+    }
+    // Tensors, typed arrays and Arrow tables are never plain objects or arrays, so plain values
+    // pay nothing for this check.
+    if (!Array.isArray(current) && Object.getPrototypeOf(current) !== Object.prototype && isTensorValue(current)) {
+      if (!rules.tensors) {
+        throw refuse(item.path, `is a ${(current as object).constructor.name}`, rules, "use the msgpack encoding (the default) for tensors and tables");
+      }
+      tensors = true;
       continue;
     }
     if (ArrayBuffer.isView(current) || current instanceof ArrayBuffer) {

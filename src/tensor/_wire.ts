@@ -284,7 +284,7 @@ class DecodeScope {
       region.close();
       throw new RegionAccessError(`Tensor in region ${region.name} has dtype ${decoded.dtype}, which this host cannot view`, { reason: "descriptor_invalid", regionName: region.name });
     }
-    const span = this.#check(region, descriptor);
+    const span = this.#check(region, descriptor, generation);
     const tensor = new SharedTensor(
       region,
       true,
@@ -303,8 +303,8 @@ class DecodeScope {
   }
 
   sharedArrow(body: unknown): Table {
-    const { region, descriptor } = this.#open(body, "table");
-    const span = this.#check(region, descriptor);
+    const { region, descriptor, generation } = this.#open(body, "table");
+    const span = this.#check(region, descriptor, generation);
     const bytes = region.view(Uint8Array, span.firstByte, span.endByte - span.firstByte);
     let table: Table;
     try {
@@ -355,10 +355,10 @@ class DecodeScope {
     return { region, descriptor, generation: adopted };
   }
 
-  #check(region: Region, descriptor: Uint8Array): { firstByte: number; endByte: number } {
+  /** Proves the descriptor fits `region` at `generation` (where adoption just moved it). */
+  #check(region: Region, descriptor: Uint8Array, generation: number): { firstByte: number; endByte: number } {
     try {
-      // The descriptor names the generation it was issued at; the region has just moved on.
-      return region.checkDescriptor(withGeneration(descriptor, region.info().generation));
+      return region.checkDescriptor(withGeneration(descriptor, generation));
     } catch (cause) {
       region.close();
       const reason = cause instanceof SharedMemoryError && /generation/.test(cause.message) ? "region_unavailable" : "descriptor_invalid";
