@@ -104,7 +104,7 @@ def test_describe_reports_worker_identity_and_capabilities(start_worker):
     assert capabilities.protocol_version == 1
     assert list(capabilities.encodings) == [worker_pb2.ENCODING_MSGPACK, worker_pb2.ENCODING_JSON]
     assert capabilities.zero_copy is False
-    assert capabilities.max_message_bytes == 256 * 1024 * 1024
+    assert capabilities.max_message_bytes == 2**31 - 1
     assert capabilities.max_concurrency == 1
     assert capabilities.thread_safe is False
     assert capabilities.native_abi_version >= 0

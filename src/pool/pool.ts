@@ -3,13 +3,8 @@
  *
  * @module
  */
-import { mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import process from "node:process";
 import type { WireRequest, WorkerDescription } from "../bridge/transport.ts";
-import { decodePayload, encodePayload, WIRE_ENCODING } from "../codec/mod.ts";
-import { errorFromWire } from "../errors/from_wire.ts";
 import {
   ConfigurationError,
   PoolClosedError,
@@ -26,7 +21,8 @@ import { CallCounters, type PoolStats, workerStats } from "./stats.ts";
 import { CallQueue } from "./_call_queue.ts";
 import { type CallContext, CallRunner } from "./_call_runner.ts";
 import { trackPool, untrackPool } from "./_host_signals.ts";
-import { nativeLibraryEnv, newTraceparent, randomHex } from "./_ids.ts";
+import { nativeLibraryEnv, randomHex } from "./_ids.ts";
+import { workerSpec } from "./_worker_spec.ts";
 import { SessionTable } from "./_sessions.ts";
 import { Supervisor } from "./_supervisor.ts";
 import type { WorkerHandle } from "./_worker_handle.ts";
@@ -37,6 +33,7 @@ import type { RetryOptions } from "../reliability/retry_policy.ts";
 import { RegionReaping } from "./_region_reaping.ts";
 import { laneRequestFor } from "./_lane_setup.ts";
 import { pickWorker, waitingCount } from "./_worker_choice.ts";
+import { type CallPreparation, prepareCall } from "./_prepare_call.ts";
 import { PoolTensors } from "./_tensor_plane.ts";
 import type { TensorDtype } from "../tensor/dtypes.ts";
 import type { Tensor, TensorFromOptions } from "../tensor/tensor.ts";
@@ -70,10 +67,20 @@ export class Pool implements AsyncDisposable {
   #closing: Promise<void> | undefined;
   #regions: RegionReaping | undefined;
   readonly #tensors: PoolTensors;
+  readonly #preparation: CallPreparation;
 
   private constructor(options: ResolvedPoolOptions, pythonPath: string, stateDirectory: string) {
     this.#options = options;
     this.#tensors = new PoolTensors(options);
+    this.#preparation = {
+      options,
+      counters: this.#counters,
+      checkOpen: (tool) => {
+        if (this.#closing) throw new PoolClosedError(`Cannot call "${tool}": pool "${this.name}" is closed`);
+      },
+      nextRequestId: () => `${this.#runId}-${(this.#requestSequence++).toString(36)}`,
+      transfer: (requestId) => this.#tensors.transfer(requestId),
+    };
     for (const [name, listener] of Object.entries(options.on)) {
       this.#events.on(name as PoolEventName, listener as (event: unknown) => void);
     }
@@ -85,27 +92,10 @@ export class Pool implements AsyncDisposable {
       hostPid: process.pid,
       startedAt: new Date().toISOString(),
     });
-    const sink = options.workerLogs;
     const nativeEnv = nativeLibraryEnv(options.nativeLibraryPath);
-    this.#supervisor = new Supervisor(options, (workerId) => ({
-      workerId,
-      pythonPath,
-      adapter: options.adapter,
-      // Each worker gets a private (0700, as mkdtemp makes it) directory of its own: it is removed
-      // when that worker exits (by this host, or by the worker itself when the host is gone), so
-      // no two processes ever race to remove a shared one.
-      socketPath: join(mkdtempSync(join(tmpdir(), `snakepit-${options.instance}-`)), "worker.sock"),
-      runId: this.#runId,
-      instance: options.instance,
-      maxConcurrency: options.concurrentTasksPerWorker,
-      env: { ...nativeEnv, ...this.#tensors.workerEnv(), ...options.env },
-      cwd: options.cwd,
-      onLogLine: sink === "silent"
-        ? () => {}
-        : sink === "forward"
-        ? (line) => process.stderr.write(`[${workerId}] ${line}\n`)
-        : (line) => sink(line, workerId),
-    }), this.#events, this.#registry, {
+    // The environment is read at each spawn: the tensor settings are known only once started.
+    const env = () => ({ ...nativeEnv, ...this.#tensors.workerEnv(), ...options.env });
+    this.#supervisor = new Supervisor(options, (id) => workerSpec(options, id, pythonPath, this.#runId, env()), this.#events, this.#registry, {
       onReady: () => this.#drain(),
       onGone: (worker) => this.#workerGone(worker),
       onTick: (now) => {
@@ -193,10 +183,7 @@ export class Pool implements AsyncDisposable {
     return this.#supervisor.restarts;
   }
 
-  /**
-   * Whether tensors and tables travel through shared memory (else they are copied; see
-   * `zeroCopyReason`).
-   */
+  /** Whether tensors and tables travel through shared memory (else copied; see `zeroCopyReason`). */
   get zeroCopy(): boolean {
     return this.#tensors.plane.zeroCopy;
   }
@@ -329,60 +316,10 @@ export class Pool implements AsyncDisposable {
   }
 
   #prepare(tool: string, args: Record<string, unknown>, options: CallOptions): { request: WireRequest; context: CallContext } {
-    if (typeof tool !== "string" || tool.length === 0) {
-      throw new TypeError(`Cannot call a tool: tool must be a non-empty string, received ${JSON.stringify(tool)}`);
-    }
-    if (args === null || typeof args !== "object" || Array.isArray(args)) {
-      throw new TypeError(
-        `Cannot call "${tool}": args must be an object of keyword arguments, received ${Array.isArray(args) ? "an array" : String(args)}`,
-      );
-    }
-    const parsed = parseCallOptions(options, tool);
-    if (this.#closing) throw new PoolClosedError(`Cannot call "${tool}": pool "${this.name}" is closed`);
-    parsed.signal?.throwIfAborted();
-    const correlationId = parsed.correlationId ?? crypto.randomUUID();
-    const encoding = this.#options.encoding;
-    this.#counters.requests += 1;
-    const requestId = `${this.#runId}-${(this.#requestSequence++).toString(36)}`;
-    const transfer = this.#tensors.transfer(requestId);
-    const encodeStartedAt = performance.now();
-    let encodedArgs: Uint8Array;
-    try {
-      encodedArgs = encodePayload(args, encoding, "args", transfer);
-    } catch (error) {
-      transfer.release();
-      throw error;
-    }
-    const encodeMs = performance.now() - encodeStartedAt;
-    return {
-      context: {
-        tool,
-        correlationId,
-        timeoutMs: parsed.timeoutMs,
-        signal: parsed.signal,
-        sessionId: parsed.sessionId,
-        sessionMode: parsed.sessionMode ?? this.#options.sessionMode,
-        queueTimeoutMs: parsed.queueTimeoutMs ?? this.#options.queueTimeoutMs,
-        counters: this.#counters,
-        encodeMs,
-        transfer,
-      },
-      request: {
-        requestId,
-        tool,
-        args: encodedArgs,
-        encoding: WIRE_ENCODING[encoding],
-        sessionId: "",
-        deadlineUnixMs: 0,
-        queueDeadlineUnixMs: Date.now() + (parsed.queueTimeoutMs ?? this.#options.queueTimeoutMs),
-        correlationId,
-        traceparent: parsed.traceparent ?? newTraceparent(),
-      },
-    };
+    return prepareCall(this.#preparation, tool, args, options);
   }
 
-  /** Finds a worker for a call: its session's, a free one, or a place in the queue. */
-  /** Synchronous when a worker is free (the common case costs no promise), else the wait. */
+  /** Finds a worker for a call: its session's, a free one, or a place in the queue; synchronous when one is free. */
   #acquire(request: WireRequest, context: CallContext): WorkerHandle | Promise<WorkerHandle> {
     if (this.#closing) throw new PoolClosedError(`Cannot call "${context.tool}": pool "${this.name}" is closed`);
     const sessionId = context.sessionId;

@@ -7,8 +7,6 @@ answer while tools run.
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
 import contextlib
 import logging
 import os
@@ -33,23 +31,22 @@ from snakepit_bridge._server_support import (
     tool_spec,
 )
 from snakepit_bridge.async_runner import AsyncRunner
+from snakepit_bridge.tool_runs import ToolRuns
 from snakepit_bridge.tensor_call import CallRegions
 from snakepit_bridge.tensors import RegionBroker
 from snakepit_bridge.errors import (
     InvalidArgumentsError,
-    ToolCancelled,
     UnknownToolError,
     WorkerBusyError,
 )
 
 PROTOCOL_VERSION = 1
-MAX_MESSAGE_BYTES = 256 * 1024 * 1024
+# The largest message gRPC carries (the copy path of tensors); bulk data belongs in shared memory.
+MAX_MESSAGE_BYTES = 2**31 - 1
 # Tool RPCs admitted beyond max_concurrency wait for a tool slot; past that they are refused
 # (worker_busy) so they never take the server threads that Ping and Cancel need.
 QUEUED_CALLS_MAX = 2
-ASYNC_CLOSE_TIMEOUT_S = 1.0
 SLOT_POLL_S = 0.05
-_CANCELLED_ERRORS = (asyncio.CancelledError, concurrent.futures.CancelledError)
 
 logger = logging.getLogger("snakepit_bridge.server")
 
@@ -94,6 +91,7 @@ class WorkerServicer(worker_pb2_grpc.WorkerServicer):
         self._calls_served = 0
         self._sessions = SessionStore()
         self._runner = AsyncRunner()
+        self._tool_runs = ToolRuns(self._runner)
         self._started_monotonic_ns = time.monotonic_ns()
         self._native_abi_version: int | None = None
         # The call the fast lane runs on its lean path (no ToolContext), for Ping and Cancel.
@@ -205,9 +203,9 @@ class WorkerServicer(worker_pb2_grpc.WorkerServicer):
                     started = time.perf_counter_ns()
                     try:
                         if tool.streaming:
-                            result: Any = list(self._items(tool, arguments, ctx))
+                            result: Any = list(self._tool_runs.items(tool, arguments, ctx))
                         else:
-                            result = self._invoke(tool, arguments, ctx)
+                            result = self._tool_runs.invoke(tool, arguments, ctx)
                     finally:
                         timing.execute_ns = time.perf_counter_ns() - started
                 started = time.perf_counter_ns()
@@ -244,7 +242,7 @@ class WorkerServicer(worker_pb2_grpc.WorkerServicer):
                 tool, arguments, encoding = self._prepare(request, ctx, timing)
                 # The generator is closed inside the tool turn: its cleanup is tool code too.
                 with self._tool_turn(ctx), contextlib.closing(
-                    self._items(tool, arguments, ctx)
+                    self._tool_runs.items(tool, arguments, ctx)
                 ) as items:
                     for value in items:
                         started = time.perf_counter_ns()
@@ -353,79 +351,10 @@ class WorkerServicer(worker_pb2_grpc.WorkerServicer):
             raise
         return _ToolTurn(slots)
 
-    def _invoke(self, tool: Tool, arguments: dict[str, Any], ctx: ToolContext) -> Any:
-        if tool.is_async and not tool.streaming:
-            return self._await(self._runner.submit(tool.function(**arguments)), ctx)
-        return tool.function(**arguments)
-
-    def _items(self, tool: Tool, arguments: dict[str, Any], ctx: ToolContext) -> Iterator[Any]:
-        """A tool's results as a stream: a generator's items, or a plain tool's one result.
-
-        Stops (closing the tool's generator) once the call is cancelled.
-        """
-        produced = self._invoke(tool, arguments, ctx)
-        if not tool.streaming:
-            yield produced
-        elif tool.is_async:
-            yield from self._iterate_async(produced, ctx)
-        else:
-            yield from self._iterate_sync(produced, ctx)
-
-    def _iterate_sync(self, produced: Any, ctx: ToolContext) -> Iterator[Any]:
-        try:
-            while True:
-                ctx.check_cancelled()
-                try:
-                    item = next(produced)
-                except StopIteration:
-                    return
-                yield item
-        finally:
-            produced.close()
-
-    def _iterate_async(self, produced: Any, ctx: ToolContext) -> Iterator[Any]:
-        try:
-            while True:
-                ctx.check_cancelled()
-                finished, item = self._await(self._runner.submit(_next_item(produced)), ctx)
-                if finished:
-                    return
-                yield item
-        finally:
-            closing = self._runner.submit(produced.aclose())
-            with contextlib.suppress(BaseException):
-                closing.result(timeout=ASYNC_CLOSE_TIMEOUT_S)
-
-    def _await(self, future: concurrent.futures.Future[Any], ctx: ToolContext) -> Any:
-        """Waits for an async step; cancelling the call cancels its task."""
-        ctx.add_cancel_callback(future.cancel)
-        try:
-            while True:
-                try:
-                    return future.result(timeout=ctx.seconds_until_deadline())
-                except concurrent.futures.TimeoutError:
-                    # Reading `cancelled` past the deadline cancels the call, and so the future.
-                    if ctx.cancelled:
-                        future.cancel()
-                except _CANCELLED_ERRORS:
-                    ctx.check_cancelled()
-                    raise ToolCancelled(f"Tool {ctx.tool!r} cancelled its own task") from None
-        finally:
-            ctx.remove_cancel_callback(future.cancel)
-
     def _native_abi(self) -> int:
         if self._native_abi_version is None:
             self._native_abi_version = native_abi_version()
         return self._native_abi_version
-
-
-async def _next_item(produced: Any) -> tuple[bool, Any]:
-    # StopAsyncIteration must not cross the thread boundary as an exception: it is the normal
-    # end of the stream.
-    try:
-        return False, await produced.__anext__()
-    except StopAsyncIteration:
-        return True, None
 
 
 class _Admission:
