@@ -49,11 +49,13 @@ const pool = await Pool.start({
   size: 1,
   concurrentTasksPerWorker: CONCURRENCY,
   workerLogs: "silent",
+  // The comparison is over the same transport: the pool's gRPC path, not its fast lane.
+  transport: "grpc",
 });
 try {
   const paths: Path[] = [
     { name: "bare grpc-js -> grpcio echo", call: bare.call, samples: [], callsPerSecond: [] },
-    { name: "snakepit pool.call('noop')", call: () => pool.call("noop"), samples: [], callsPerSecond: [] },
+    { name: "snakepit pool.call('noop'), gRPC", call: () => pool.call("noop"), samples: [], callsPerSecond: [] },
   ];
   console.log(
     `call latency on ${RUNTIME}: ${ROUNDS} alternating rounds of ${CALLS_PER_ROUND} sequential no-op calls ` +

@@ -1,6 +1,7 @@
 // Zero-copy benchmark: float32 arrays of 1 MiB to 1 GiB handed to Python and back, through
 // shared memory (a SharedTensor: a descriptor crosses, never the bytes) against the copy path
-// (the same pool code with zeroCopy "off": msgpack bytes over gRPC) and a bare grpc-js -> grpcio
+// (the same pool code with zeroCopy "off": msgpack bytes over gRPC, values of 64 MiB and more
+// streamed in chunks beside the call) and a bare grpc-js -> grpcio
 // bytes echo of the same size; then a 10-million-row, 4-column Arrow table handed to pyarrow.
 // Everything runs in this one process run; medians of a few calls per size.
 //

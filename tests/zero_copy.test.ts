@@ -84,7 +84,7 @@ describe("Tensor and SharedTensor", () => {
 describe("values refused on the host", () => {
   test("a forged, replayed, stale or out-of-bounds result descriptor is a RegionAccessError and leaks nothing", async () => {
     const library = await openNativeLibrary();
-    const plane = { library, secret: newRegionSecret(), thresholdBytes: 0, zeroCopy: true, instance: "zctest" };
+    const plane = { library, secret: newRegionSecret(), thresholdBytes: 0, zeroCopy: true, instance: "zctest", chunkedCopyThresholdBytes: 2 ** 26 };
     try {
       using tensor = SharedTensor.fromArray(library, new Float64Array([1, 2, 3]), { instance: "zctest" });
       const sent = new CallTransfer(plane, "req-1");
@@ -165,12 +165,12 @@ for (const zeroCopy of ["auto", "off"] as const) {
       const large = await pool.call<Record<string, unknown>>("inspect", { x: new Float32Array(THRESHOLD / 4).fill(1) });
       off();
       assert.deepEqual([small.shared, small.sum, large.shared, large.sum], [false, THRESHOLD / 4 - 1, shared, THRESHOLD / 4]);
-      assert.deepEqual(moved[0], { path: "inline", sharedBytes: 0, inlineBytes: THRESHOLD - 4, regions: 0 });
+      assert.deepEqual(moved[0], { path: "inline", sharedBytes: 0, inlineBytes: THRESHOLD - 4, regions: 0, chunkedBytes: 0 });
       assert.deepEqual(
         moved[1],
         shared
-          ? { path: "shared", sharedBytes: THRESHOLD, inlineBytes: 0, regions: 1 }
-          : { path: "copied", sharedBytes: 0, inlineBytes: THRESHOLD, regions: 0 },
+          ? { path: "shared", sharedBytes: THRESHOLD, inlineBytes: 0, regions: 1, chunkedBytes: 0 }
+          : { path: "copied", sharedBytes: 0, inlineBytes: THRESHOLD, regions: 0, chunkedBytes: 0 },
       );
     });
 

@@ -23,6 +23,17 @@ export interface WireRequest {
   queueDeadlineUnixMs: number;
   correlationId: string;
   traceparent: string;
+  /**
+   * Values too big for one message that travel beside the call (the chunked copy path): each is
+   * uploaded to the worker before the call is sent, and the payload names it by id.
+   */
+  blobs?: OutboundBlob[];
+}
+
+/** A blob to upload before its call: its id (the request id, a dot, a serial) and bytes. */
+export interface OutboundBlob {
+  id: string;
+  data: Uint8Array;
 }
 
 /** Where the worker spent a call's time, in nanoseconds. */
@@ -119,5 +130,12 @@ export interface WorkerTransport {
   describe(timeoutMs: number): Promise<WorkerDescription>;
   /** Asks the worker to cancel a running call; resolves whether it was found. */
   cancel(requestId: string, timeoutMs: number): Promise<boolean>;
+  /**
+   * Uploads a blob in chunks (over gRPC whatever the call's transport); rejects with
+   * `ChannelError`. `deadlineUnixMs` 0 means none.
+   */
+  putBlob(blob: OutboundBlob, deadlineUnixMs: number, signal?: AbortSignal): Promise<void>;
+  /** Downloads (and so frees) a blob of `bytes` bytes that a result named. */
+  getBlob(id: string, bytes: number, deadlineUnixMs: number, signal?: AbortSignal): Promise<Uint8Array>;
   close(): void;
 }

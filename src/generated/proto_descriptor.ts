@@ -30,6 +30,16 @@ export const PROTO_DESCRIPTOR: Record<string, unknown> = {
                 "Cancel": {
                   "requestType": "CancelRequest",
                   "responseType": "CancelResponse"
+                },
+                "PutBlob": {
+                  "requestType": "BlobChunk",
+                  "requestStream": true,
+                  "responseType": "BlobAck"
+                },
+                "GetBlob": {
+                  "requestType": "BlobRequest",
+                  "responseType": "BlobChunk",
+                  "responseStream": true
                 }
               }
             },
@@ -490,6 +500,54 @@ export const PROTO_DESCRIPTOR: Record<string, unknown> = {
                 "found": {
                   "type": "bool",
                   "id": 1
+                }
+              }
+            },
+            "BlobChunk": {
+              "fields": {
+                "blob_id": {
+                  "type": "string",
+                  "id": 1
+                },
+                "total_bytes": {
+                  "type": "uint64",
+                  "id": 2
+                },
+                "data": {
+                  "type": "bytes",
+                  "id": 3
+                },
+                "offset": {
+                  "type": "uint64",
+                  "id": 4
+                }
+              }
+            },
+            "BlobAck": {
+              "fields": {
+                "blob_id": {
+                  "type": "string",
+                  "id": 1
+                },
+                "bytes": {
+                  "type": "uint64",
+                  "id": 2
+                }
+              }
+            },
+            "BlobRequest": {
+              "fields": {
+                "blob_id": {
+                  "type": "string",
+                  "id": 1
+                },
+                "offset": {
+                  "type": "uint64",
+                  "id": 2
+                },
+                "length": {
+                  "type": "uint64",
+                  "id": 3
                 }
               }
             }

@@ -8,6 +8,7 @@ import { setTimeout as delay } from "node:timers/promises";
 import { ChannelError, type WireRequest } from "../bridge/transport.ts";
 import { decodePayload } from "../codec/mod.ts";
 import type { CallTransfer } from "../tensor/_wire.ts";
+import { uploadBlobs, withBlobs } from "./_blob_transfer.ts";
 import { errorFromWire } from "../errors/from_wire.ts";
 import {
   CallTimeoutError,
@@ -48,6 +49,9 @@ export interface CallContext {
   transfer?: CallTransfer;
 }
 
+/** Finds a worker for a call: synchronously when one is free, else through the queue. */
+export type Acquire = (request: WireRequest, context: CallContext) => WorkerHandle | Promise<WorkerHandle>;
+
 /** Runs calls for one pool. */
 export class CallRunner {
   /** Set when the pool closes: crashes then read as closure. */
@@ -61,7 +65,7 @@ export class CallRunner {
     readonly health: HealthMonitor,
   ) {}
 
-  async call<T>(request: WireRequest, context: CallContext, acquire: () => WorkerHandle | Promise<WorkerHandle>): Promise<T> {
+  async call<T>(request: WireRequest, context: CallContext, acquire: Acquire): Promise<T> {
     const queuedAt = performance.now();
     let worker: WorkerHandle | undefined;
     let dispatchedAt = queuedAt;
@@ -70,7 +74,7 @@ export class CallRunner {
     let timing: CallTiming | undefined;
     try {
       while (true) {
-        const acquired = acquire();
+        const acquired = acquire(request, context);
         worker = acquired instanceof Promise ? await acquired : acquired;
         dispatchedAt = performance.now();
         this.#started(request, context, worker, dispatchedAt - queuedAt);
@@ -79,6 +83,11 @@ export class CallRunner {
         const crash = worker.transport.kind === "fast-lane" ? undefined : this.#crashWatch(worker, context);
         try {
           request.deadlineUnixMs = context.timeoutMs ? Date.now() + context.timeoutMs : 0;
+          if (request.blobs !== undefined) {
+            await uploadBlobs(worker.transport, request, context.signal);
+            // Uploading is not waiting for a worker: the queue-wait budget restarts now.
+            request.queueDeadlineUnixMs = Date.now() + context.queueTimeoutMs;
+          }
           const execution = worker.transport.execute(request, context.signal);
           const outcome = crash ? await Promise.race([execution, crash.promise]) : await execution;
           if (request.deadlineUnixMs > 0 && Date.now() >= request.deadlineUnixMs) {
@@ -91,7 +100,9 @@ export class CallRunner {
           }
           if (!outcome.ok) throw errorFromWire(outcome.error, context);
           const answeredAt = performance.now();
-          const value = decodePayload(outcome.data, outcome.encoding, context.transfer) as T;
+          const blobbed = withBlobs(worker.transport, outcome.data, request, context);
+          const data = blobbed instanceof Promise ? await blobbed : blobbed;
+          const value = decodePayload(data, outcome.encoding, context.transfer) as T;
           const decodeMs = performance.now() - answeredAt;
           const pythonExecuteMs = outcome.timing.executeNs / 1e6;
           const pythonMs = (outcome.timing.decodeNs + outcome.timing.executeNs + outcome.timing.encodeNs) / 1e6;
@@ -130,7 +141,7 @@ export class CallRunner {
   async *stream<T>(
     request: WireRequest,
     context: CallContext,
-    acquire: () => WorkerHandle | Promise<WorkerHandle>,
+    acquire: Acquire,
   ): AsyncGenerator<T> {
     const queuedAt = performance.now();
     let worker: WorkerHandle | undefined;
@@ -139,7 +150,7 @@ export class CallRunner {
     let finished = false;
     let holdSlot = false;
     try {
-      worker = await acquire();
+      worker = await acquire(request, context);
       dispatchedAt = performance.now();
       this.#started(request, context, worker, dispatchedAt - queuedAt);
       const crash = this.#crashWatch(worker, context);
@@ -156,7 +167,8 @@ export class CallRunner {
             finished = true;
             throw errorFromWire(next.value.error, context);
           }
-          yield decodePayload(next.value.data, next.value.encoding, context.transfer) as T;
+          const data = await withBlobs(worker.transport, next.value.data, request, context);
+          yield decodePayload(data, next.value.encoding, context.transfer) as T;
         }
       } catch (error) {
         const translated = await this.#translate(error, worker, context);

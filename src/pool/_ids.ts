@@ -25,28 +25,37 @@ export function randomHex(bytes: number): string {
   return text;
 }
 
-const words = new Uint32Array(6);
+/** "0" to "f" as character codes, and a traceparent's characters, written in place. */
+const HEX_CODES = Array.from("0123456789abcdef", (digit) => digit.charCodeAt(0));
+const traceparentCodes: number[] = Array.from("00-" + "0".repeat(32) + "-" + "0".repeat(16) + "-01", (character) => character.charCodeAt(0));
 
 /** A new W3C `traceparent` (version 00, sampled); ids are never all zeros (invalid per the spec). */
 export function newTraceparent(): string {
-  // Six random words: 16 bytes of trace id, 8 of span id. One getRandomValues per 682 ids (the
-  // block pool below is shared), eight-digit hex pieces rather than 24 one-byte ones.
+  // 24 random bytes (16 of trace id, 8 of span id) from the shared block (one getRandomValues per
+  // 170 ids), written as hex digits into a code array that becomes one flat string: no per-piece
+  // number formatting or concatenation (it was a tenth of a fast-lane call's host time).
   if (poolOffset + 24 > POOL_BYTES) {
     crypto.getRandomValues(pool);
     poolOffset = 0;
   }
-  for (let index = 0; index < 6; index++) {
-    const at = poolOffset + 4 * index;
-    words[index] = (pool[at]! | (pool[at + 1]! << 8) | (pool[at + 2]! << 16) | (pool[at + 3]! << 24)) >>> 0;
-  }
+  const start = poolOffset;
   poolOffset += 24;
-  if ((words[0]! | words[1]! | words[2]! | words[3]!) === 0) words[3] = 1;
-  if ((words[4]! | words[5]!) === 0) words[5] = 1;
-  return `00-${hex8(words[0]!)}${hex8(words[1]!)}${hex8(words[2]!)}${hex8(words[3]!)}-${hex8(words[4]!)}${hex8(words[5]!)}-01`;
+  let traceBits = 0;
+  let spanBits = 0;
+  for (let index = 0; index < 16; index++) traceBits |= pool[start + index]!;
+  for (let index = 16; index < 24; index++) spanBits |= pool[start + index]!;
+  // The last byte of an all-zero id becomes 1, as before.
+  if (traceBits === 0) pool[start + 15] = 1;
+  if (spanBits === 0) pool[start + 23] = 1;
+  const codes = traceparentCodes;
+  for (let index = 0; index < 16; index++) writeHexByte(codes, 3 + 2 * index, pool[start + index]!);
+  for (let index = 0; index < 8; index++) writeHexByte(codes, 36 + 2 * index, pool[start + 16 + index]!);
+  return String.fromCharCode.apply(null, codes);
 }
 
-function hex8(word: number): string {
-  return word.toString(16).padStart(8, "0");
+function writeHexByte(codes: number[], at: number, byte: number): void {
+  codes[at] = HEX_CODES[byte >>> 4]!;
+  codes[at + 1] = HEX_CODES[byte & 15]!;
 }
 
 /**

@@ -82,6 +82,7 @@ export function prepareCall(
       queueDeadlineUnixMs: Date.now() + queueTimeoutMs,
       correlationId,
       traceparent: parsed.traceparent ?? newTraceparent(),
+      blobs: transfer.outboundBlobs,
     },
   };
 }

@@ -27,6 +27,7 @@ export class PoolTensors {
       thresholdBytes: options.zeroCopyThresholdBytes,
       zeroCopy: false,
       instance: options.instance,
+      chunkedCopyThresholdBytes: options.chunkedCopyThresholdBytes,
     };
     this.#reason = options.zeroCopy === "off" ? 'zeroCopy is "off"' : "the native library is not loaded";
   }
@@ -51,6 +52,7 @@ export class PoolTensors {
       SNAKEPIT_REGION_SECRET: Buffer.from(this.plane.secret).toString("hex"),
       SNAKEPIT_ZERO_COPY: this.plane.zeroCopy ? "1" : "0",
       SNAKEPIT_ZERO_COPY_THRESHOLD: String(this.plane.thresholdBytes),
+      SNAKEPIT_CHUNKED_COPY_THRESHOLD: String(this.plane.chunkedCopyThresholdBytes),
     };
   }
 

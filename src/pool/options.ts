@@ -84,6 +84,13 @@ export interface PoolOptions {
    * the crossover measured by `bench/zero_copy.ts`); 0 to 2^40.
    */
   zeroCopyThresholdBytes?: number;
+  /**
+   * Typed arrays, tensors and tables that are copied rather than shared (zero-copy off or
+   * unavailable) and are at least this many bytes travel beside their call, streamed in ~4 MiB
+   * chunks over the worker's gRPC channel, so values of 2 GiB and more cross. Default 67108864
+   * (64 MiB); 1 to 2^30.
+   */
+  chunkedCopyThresholdBytes?: number;
   /** Calls that may wait for a worker; past it `PoolSaturatedError` at once. Default 1000; 0 to 1e6. */
   maxQueue?: number;
   /** How long a call may wait in the queue before `QueueTimeoutError` (it never runs). Default 60000 ms. */
@@ -205,13 +212,14 @@ export const poolOptionsSchema = z.object({
   workerLogs: z.union([
     z.enum(["forward", "silent"]),
     z.custom<(line: string, workerId: string) => void>((value) => typeof value === "function"),
-  ], { message: 'must be "forward", "silent" or a function' }).default("forward"),
+  ], { errorMap: () => ({ message: 'must be "forward", "silent" or a function' }) }).default("forward"),
   nativeLibraryPath: z.string({ invalid_type_error: "must be a string" }).optional(),
   transport: transportSchema.optional(),
   laneSpinUs: count(10_000).default(50),
   pipelineDepth: count(1024).default(16),
   zeroCopy: z.enum(["auto", "off"], { message: 'must be "auto" or "off"' }).default("auto"),
   zeroCopyThresholdBytes: count(2 ** 40).default(65_536),
+  chunkedCopyThresholdBytes: positiveInteger(2 ** 30).default(64 * 1024 * 1024),
   maxQueue: count(1_000_000).default(1000),
   queueTimeoutMs: durationMs.default(60_000),
   startConcurrency: positiveInteger(WORKERS_MAX).default(4),

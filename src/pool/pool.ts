@@ -259,10 +259,16 @@ export class Pool implements AsyncDisposable {
    * @throws PoolSaturatedError, QueueTimeoutError, CallTimeoutError, WorkerCrashedError,
    *   WorkerBusyError, SessionLostError, PoolClosedError; `signal.reason` when aborted
    */
-  async call<T = unknown>(tool: string, args: Record<string, unknown> = {}, options: CallOptions = {}): Promise<T> {
-    if (options?.idempotent || options?.retry || this.breaker) return await this.#callWithPolicy<T>(tool, args, options);
-    const { request, context } = this.#prepare(tool, args, options);
-    return await this.#runner.call<T>(request, context, () => this.#acquire(request, context));
+  call<T = unknown>(tool: string, args: Record<string, unknown> = {}, options: CallOptions = {}): Promise<T> {
+    // Not async: the runner's promise is returned as is (one promise and one await fewer per
+    // call); what preparing throws becomes a rejection, as it would in an async function.
+    try {
+      if (options?.idempotent || options?.retry || this.breaker) return this.#callWithPolicy<T>(tool, args, options);
+      const { request, context } = this.#prepare(tool, args, options);
+      return this.#runner.call<T>(request, context, this.#acquireFor);
+    } catch (error) {
+      return Promise.reject(error);
+    }
   }
 
   /** The executor path: breaker, retry with back-off, one correlation id across attempts. */
@@ -271,7 +277,7 @@ export class Pool implements AsyncDisposable {
     const correlationId = rest.correlationId ?? crypto.randomUUID();
     return this.#executor.run<T>((attemptSignal) => {
       const { request, context } = this.#prepare(tool, args, { ...rest, correlationId, signal: attemptSignal });
-      return this.#runner.call<T>(request, context, () => this.#acquire(request, context));
+      return this.#runner.call<T>(request, context, this.#acquireFor);
     }, { idempotent: idempotent ?? false, retry: retry as RetryOptions | false | undefined, signal, label: tool });
   }
 
@@ -285,7 +291,7 @@ export class Pool implements AsyncDisposable {
    */
   stream<T = unknown>(tool: string, args: Record<string, unknown> = {}, options: CallOptions = {}): AsyncGenerator<T> {
     const { request, context } = this.#prepare(tool, args, options);
-    return this.#runner.stream<T>(request, context, () => this.#acquire(request, context));
+    return this.#runner.stream<T>(request, context, this.#acquireFor);
   }
 
   /**
@@ -318,6 +324,9 @@ export class Pool implements AsyncDisposable {
   #prepare(tool: string, args: Record<string, unknown>, options: CallOptions): { request: WireRequest; context: CallContext } {
     return prepareCall(this.#preparation, tool, args, options);
   }
+
+  /** `#acquire`, bound once (the runner calls it; a closure per call would cost more). */
+  readonly #acquireFor = (request: WireRequest, context: CallContext) => this.#acquire(request, context);
 
   /** Finds a worker for a call: its session's, a free one, or a place in the queue; synchronous when one is free. */
   #acquire(request: WireRequest, context: CallContext): WorkerHandle | Promise<WorkerHandle> {

@@ -10,7 +10,8 @@
  * | 0x13 | Arrow IPC stream inline | `[bytes, flags]` |
  *
  * flags: bit 0 READ_ONLY, bit 1 IS_COPIED. Regions travel inside the payload, so both transports
- * (the fast lane and gRPC) carry them unchanged.
+ * (the fast lane and gRPC) carry them unchanged. An inline value of at least the chunked-copy
+ * threshold names a blob (ext 0x14, `../bridge/_blobs.ts`) instead of carrying its bytes.
  *
  * @module
  */
@@ -18,19 +19,24 @@ import { addExtension, Packr } from "msgpackr";
 import { type Table, tableFromIPC, tableToIPC } from "apache-arrow";
 import type { NativeLibrary } from "../../ffi/native_library.ts";
 import { Region } from "../../ffi/region.ts";
-import { decodeDescriptor, encodeDescriptor } from "../../ffi/tensor_descriptor.ts";
-import { SharedMemoryError } from "../../ffi/shared_memory_error.ts";
+import { encodeDescriptor } from "../../ffi/tensor_descriptor.ts";
 import { RegionAccessError } from "../errors/region_errors.ts";
 import { SerializationError } from "../errors/pool_errors.ts";
 import { contiguousStrides, DTYPE_ARRAYS, dtypeBytes, dtypeOfArray, isTensorDtype, type TensorDtype } from "./dtypes.ts";
 import { SharedTensor, Tensor } from "./tensor.ts";
-import { regionToken, type TokenRole, tokenMatches } from "./_token.ts";
-import { adoptTable, isArrowTable } from "./arrow.ts";
+import { regionToken } from "./_token.ts";
+import { isArrowTable } from "./arrow.ts";
+import { currentDecodeScope, type DecodeScope } from "./_decode_scope.ts";
+
+export { withDecodeScope } from "./_decode_scope.ts";
+import type { OutboundBlob } from "../bridge/transport.ts";
+import { EXT_BLOB } from "../bridge/_blobs.ts";
 
 export const EXT_SHARED_TENSOR = 0x10;
 export const EXT_INLINE_TENSOR = 0x11;
 export const EXT_SHARED_ARROW = 0x12;
 export const EXT_INLINE_ARROW = 0x13;
+export { EXT_BLOB };
 const FLAG_READ_ONLY = 1;
 const FLAG_IS_COPIED = 2;
 
@@ -46,6 +52,8 @@ export interface TensorPlane {
   zeroCopy: boolean;
   /** The instance part of region names. */
   instance: string;
+  /** Inline values of at least this many bytes travel as blobs beside the call, in chunks. */
+  chunkedCopyThresholdBytes: number;
 }
 
 /** What one call's values moved, for telemetry. */
@@ -58,12 +66,18 @@ export interface DataMoved {
   inlineBytes: number;
   /** Regions named. */
   regions: number;
+  /** Of `inlineBytes`, those that travelled as blobs beside the call, in chunks (values of at least `chunkedCopyThresholdBytes`). */
+  chunkedBytes: number;
 }
 
 /** One call's tensor traffic: the regions it created for arguments, and what moved. */
 export class CallTransfer {
   readonly #scratch: Region[] = [];
   #moved: DataMoved | undefined;
+  /** Argument blobs to upload before the call; undefined when none. */
+  outboundBlobs: OutboundBlob[] | undefined;
+  /** Result blobs fetched for the payload being decoded. */
+  inboundBlobs: Map<string, Uint8Array> | undefined;
 
   constructor(readonly plane: TensorPlane, readonly requestId: string) {}
 
@@ -74,7 +88,7 @@ export class CallTransfer {
 
   /** @internal */
   note(kind: "shared" | "inline" | "copied", bytes: number): void {
-    const moved = this.#moved ??= { path: kind, sharedBytes: 0, inlineBytes: 0, regions: 0 };
+    const moved = this.#moved ??= { path: kind, sharedBytes: 0, inlineBytes: 0, regions: 0, chunkedBytes: 0 };
     if (moved.path !== kind) moved.path = "mixed";
     if (kind === "shared") {
       moved.sharedBytes += bytes;
@@ -92,6 +106,20 @@ export class CallTransfer {
     return region;
   }
 
+  /** @internal */
+  noteChunked(bytes: number): void {
+    if (this.#moved) this.#moved.chunkedBytes += bytes;
+  }
+
+  /** @internal Keeps `bytes` as an argument blob; the reference that names it in the payload. */
+  blob(bytes: Uint8Array): BlobRef {
+    const blobs = this.outboundBlobs ??= [];
+    const id = `${this.requestId}.${blobs.length + 1}`;
+    blobs.push({ id, data: bytes });
+    this.#moved!.chunkedBytes += bytes.byteLength;
+    return new BlobRef([id, bytes.byteLength]);
+  }
+
   /** Releases the regions made for this call's arguments (the worker holds its own references while it uses them). */
   release(): void {
     for (const region of this.#scratch.splice(0)) region.close();
@@ -107,24 +135,43 @@ class InlineTensorRef {
 class InlineArrowRef {
   constructor(readonly body: unknown[]) {}
 }
+class BlobRef {
+  constructor(readonly body: [string, number]) {}
+}
+/** Blob bytes are fresh buffers of ours: decoding views them in place. */
+const ownedBlobs = new WeakSet<Uint8Array>();
 
 const inner = new Packr({ useRecords: false, moreTypes: false, mapsAsObjects: true, encodeUndefinedAsNil: true } as unknown as ConstructorParameters<typeof Packr>[0]);
 
-let decodeScope: DecodeScope | undefined;
 
 addExtension({ Class: SharedRef, type: EXT_SHARED_TENSOR, pack: (ref: SharedRef) => inner.pack(ref.body), unpack: (bytes: Uint8Array) => scope().sharedTensor(inner.unpack(bytes)) } as never);
 addExtension({ Class: InlineTensorRef, type: EXT_INLINE_TENSOR, pack: (ref: InlineTensorRef) => inner.pack(ref.body), unpack: (bytes: Uint8Array) => inlineTensor(inner.unpack(bytes)) } as never);
 addExtension({ Class: InlineArrowRef, type: EXT_INLINE_ARROW, pack: (ref: InlineArrowRef) => inner.pack(ref.body), unpack: (bytes: Uint8Array) => inlineArrow(inner.unpack(bytes)) } as never);
+addExtension({ Class: BlobRef, type: EXT_BLOB, pack: (ref: BlobRef) => inner.pack(ref.body), unpack: (bytes: Uint8Array) => blobBytes(inner.unpack(bytes)) } as never);
 // Arrow references share the SharedRef class; msgpackr keys extensions by class, so a subclass
 // carries the second type code.
 class SharedArrowRef extends SharedRef {}
 addExtension({ Class: SharedArrowRef, type: EXT_SHARED_ARROW, pack: (ref: SharedRef) => inner.pack(ref.body), unpack: (bytes: Uint8Array) => scope().sharedArrow(inner.unpack(bytes)) } as never);
 
 function scope(): DecodeScope {
+  const decodeScope = currentDecodeScope();
   if (decodeScope === undefined) {
     throw new RegionAccessError("A shared-memory value arrived where no pool could map it", { reason: "zero_copy_disabled" });
   }
   return decodeScope;
+}
+
+function blobBytes(body: unknown): Uint8Array {
+  const [id, bytes] = Array.isArray(body) ? body : [];
+  if (typeof id !== "string" || !Number.isSafeInteger(bytes)) {
+    throw new SerializationError("A chunked value's blob reference is malformed (msgpack ext 0x14)");
+  }
+  const data = currentDecodeScope()?.transfer.inboundBlobs?.get(id);
+  if (data === undefined || data.byteLength !== bytes) {
+    throw new SerializationError(`A chunked value names blob ${id} (${bytes} bytes), which this result did not bring`);
+  }
+  ownedBlobs.add(data);
+  return data;
 }
 
 /** Whether `value` is a tensor-like value this codec turns into an extension. */
@@ -189,7 +236,7 @@ function tensorToWire(tensor: Tensor, transfer: CallTransfer | undefined, path: 
   const copied = !plane?.zeroCopy && bytes >= (plane?.thresholdBytes ?? Infinity);
   transfer?.note(copied ? "copied" : "inline", bytes);
   const flags = (tensor.readOnly ? FLAG_READ_ONLY : 0) | (copied ? FLAG_IS_COPIED : 0);
-  return new InlineTensorRef([tensor.dtype, [...tensor.shape], contiguousBytes(tensor), flags]);
+  return new InlineTensorRef([tensor.dtype, [...tensor.shape], inlineBytes(contiguousBytes(tensor), transfer), flags]);
 }
 
 function sharedTensorRef(
@@ -227,7 +274,15 @@ function tableToWire(table: Table, transfer: CallTransfer | undefined): unknown 
   }
   const copied = !plane?.zeroCopy && ipc.byteLength >= (plane?.thresholdBytes ?? Infinity);
   transfer?.note(copied ? "copied" : "inline", ipc.byteLength);
-  return new InlineArrowRef([ipc, copied ? FLAG_IS_COPIED : 0]);
+  return new InlineArrowRef([inlineBytes(ipc, transfer), copied ? FLAG_IS_COPIED : 0]);
+}
+
+/** `bytes` as they go into the payload, or a blob reference when they are big. */
+function inlineBytes(bytes: Uint8Array, transfer: CallTransfer | undefined): Uint8Array | BlobRef {
+  if (transfer === undefined || bytes.byteLength < transfer.plane.chunkedCopyThresholdBytes) return bytes;
+  // The blob is read when the call is sent, after this returns: a view of the caller's array
+  // would see writes made meanwhile, so it is copied, as inline bytes are.
+  return transfer.blob(bytes.slice());
 }
 
 /** The tensor's elements in C order, as bytes (a view when already contiguous). */
@@ -254,123 +309,12 @@ function sameStrides(a: readonly number[], b: readonly number[]): boolean {
   return a.length === b.length && a.every((value, index) => value === b[index]);
 }
 
-/**
- * Decodes one payload with `transfer` in scope: shared-memory values are checked against the
- * token for `role`, opened and adopted. If decoding fails, whatever it opened is released.
- */
-export function withDecodeScope<T>(transfer: CallTransfer | undefined, role: TokenRole, decode: () => T): T {
-  if (transfer === undefined) return decode();
-  const previous = decodeScope;
-  const current = new DecodeScope(transfer, role);
-  decodeScope = current;
-  try {
-    return decode();
-  } catch (error) {
-    current.abandon();
-    throw error;
-  } finally {
-    decodeScope = previous;
-  }
-}
-
-class DecodeScope {
-  readonly #opened: Array<{ release(): void }> = [];
-  constructor(readonly transfer: CallTransfer, readonly role: TokenRole) {}
-
-  sharedTensor(body: unknown): SharedTensor {
-    const { region, descriptor, generation } = this.#open(body, "tensor");
-    const decoded = decodeDescriptor(descriptor);
-    if (!isTensorDtype(decoded.dtype)) {
-      region.close();
-      throw new RegionAccessError(`Tensor in region ${region.name} has dtype ${decoded.dtype}, which this host cannot view`, { reason: "descriptor_invalid", regionName: region.name });
-    }
-    const span = this.#check(region, descriptor, generation);
-    const tensor = new SharedTensor(
-      region,
-      true,
-      decoded.dtype,
-      decoded.shape,
-      decoded.strides ?? contiguousStrides(decoded.shape),
-      { byteOffset: decoded.byteOffset ?? 0, firstByte: span.firstByte, endByte: Math.max(span.endByte, span.firstByte) },
-      // The descriptor's IS_COPIED says the worker copied an array into the region (DLPack's
-      // meaning); `isCopied` on the host means the value did not travel by shared memory.
-      {},
-      generation,
-    );
-    this.#opened.push(tensor);
-    this.transfer.note("shared", tensor.byteLength);
-    return tensor;
-  }
-
-  sharedArrow(body: unknown): Table {
-    const { region, descriptor, generation } = this.#open(body, "table");
-    const span = this.#check(region, descriptor, generation);
-    const bytes = region.view(Uint8Array, span.firstByte, span.endByte - span.firstByte);
-    let table: Table;
-    try {
-      table = tableFromIPC(bytes);
-    } catch (cause) {
-      region.close();
-      throw new SerializationError(`Cannot read the Arrow table in region ${region.name}: ${(cause as Error).message}`, { cause });
-    }
-    this.#opened.push({ release: () => region.close() });
-    this.transfer.note("shared", bytes.byteLength);
-    return adoptTable(table, region);
-  }
-
-  abandon(): void {
-    for (const held of this.#opened.splice(0)) held.release();
-  }
-
-  #open(body: unknown, what: string): { region: Region; descriptor: Uint8Array; generation: number } {
-    const [name, generation, descriptor, token] = Array.isArray(body) ? body : [];
-    if (typeof name !== "string" || !Number.isSafeInteger(generation) || !(descriptor instanceof Uint8Array)) {
-      throw new RegionAccessError(`A shared-memory ${what} reference is malformed`, { reason: "descriptor_invalid" });
-    }
-    const plane = this.transfer.plane;
-    const expected = regionToken(plane.secret, this.role, this.transfer.requestId, name, generation, descriptor);
-    if (!tokenMatches(token, expected)) {
-      throw new RegionAccessError(
-        `Refused region ${name}: its token was not issued for this call (forged, replayed or tampered)`,
-        { reason: "token_invalid", regionName: name },
-      );
-    }
-    if (plane.library === undefined) {
-      throw new RegionAccessError(`Cannot map region ${name}: the native library is not loaded`, { reason: "zero_copy_disabled", regionName: name });
-    }
-    let region: Region;
-    try {
-      region = Region.open(plane.library, name, { generation });
-    } catch (cause) {
-      throw new RegionAccessError(`Cannot open region ${name} (${(cause as Error).message})`, { reason: "region_unavailable", regionName: name, cause });
-    }
-    let adopted: number;
-    try {
-      // Adoption: the new generation tells the worker it may let go, and makes its descriptor stale.
-      adopted = this.role === "result" ? region.bumpGeneration() : generation;
-    } catch (cause) {
-      region.close();
-      throw cause;
-    }
-    return { region, descriptor, generation: adopted };
-  }
-
-  /** Proves the descriptor fits `region` at `generation` (where adoption just moved it). */
-  #check(region: Region, descriptor: Uint8Array, generation: number): { firstByte: number; endByte: number } {
-    try {
-      return region.checkDescriptor(withGeneration(descriptor, generation));
-    } catch (cause) {
-      region.close();
-      const reason = cause instanceof SharedMemoryError && /generation/.test(cause.message) ? "region_unavailable" : "descriptor_invalid";
-      throw new RegionAccessError(`Refused the descriptor for region ${region.name}: ${(cause as Error).message}`, { reason, regionName: region.name, cause });
-    }
-  }
-}
-
-function withGeneration(descriptor: Uint8Array, generation: number): Uint8Array {
-  const copy = descriptor.slice();
-  new DataView(copy.buffer).setBigUint64(48, BigInt(generation), true);
-  return copy;
+/** Records a decoded inline value in the call's telemetry. */
+function noteInline(bytes: Uint8Array, copied: boolean): void {
+  const transfer = currentDecodeScope()?.transfer;
+  if (transfer === undefined) return;
+  transfer.note(copied ? "copied" : "inline", bytes.byteLength);
+  if (ownedBlobs.has(bytes)) transfer.noteChunked(bytes.byteLength);
 }
 
 function inlineTensor(body: unknown): Tensor {
@@ -382,9 +326,11 @@ function inlineTensor(body: unknown): Tensor {
   if (count * dtypeBytes(dtype as TensorDtype) !== bytes.byteLength) {
     throw new SerializationError(`An inline ${dtype} tensor of shape ${JSON.stringify(shape)} carries ${bytes.byteLength} bytes`);
   }
-  // A copy: the payload's bytes are neither aligned for wider elements nor ours to keep.
-  const aligned = bytes.slice();
-  const data = new DTYPE_ARRAYS[dtype as TensorDtype](aligned.buffer, 0, count);
+  // A copy: the payload's bytes are neither aligned for wider elements nor ours to keep (a
+  // blob's are both).
+  noteInline(bytes, (flags & FLAG_IS_COPIED) !== 0);
+  const aligned = ownedBlobs.has(bytes) ? bytes : bytes.slice();
+  const data = new DTYPE_ARRAYS[dtype as TensorDtype](aligned.buffer as ArrayBuffer, aligned.byteOffset, count);
   return new Tensor(data, dtype as TensorDtype, shape, contiguousStrides(shape), {
     readOnly: (flags & FLAG_READ_ONLY) !== 0,
     isCopied: (flags & FLAG_IS_COPIED) !== 0,
@@ -392,10 +338,11 @@ function inlineTensor(body: unknown): Tensor {
 }
 
 function inlineArrow(body: unknown): Table {
-  const [bytes] = Array.isArray(body) ? body : [];
+  const [bytes, flags] = Array.isArray(body) ? body : [];
   if (!(bytes instanceof Uint8Array)) throw new SerializationError("An inline Arrow table in the payload is malformed");
+  noteInline(bytes, ((flags as number) & FLAG_IS_COPIED) !== 0);
   try {
-    return tableFromIPC(bytes.slice());
+    return tableFromIPC(ownedBlobs.has(bytes) ? bytes : bytes.slice());
   } catch (cause) {
     throw new SerializationError(`Cannot read an inline Arrow table: ${(cause as Error).message}`, { cause });
   }

@@ -1,9 +1,11 @@
-"""Helpers of the servicer that hold no state: encoding results, error payloads, tool specs, RSS."""
+"""Helpers of the servicer: encoding results, error payloads, tool specs, RSS, and the `with`
+blocks of an admitted call and of a tool slot."""
 
 from __future__ import annotations
 
 import logging
 import os
+import queue
 import resource
 import sys
 from typing import TYPE_CHECKING, Any
@@ -14,6 +16,7 @@ from snakepit_bridge.adapter import Tool
 from snakepit_bridge.errors import error_payload
 
 if TYPE_CHECKING:
+    from snakepit_bridge.context import ToolContext
     from snakepit_bridge.tensor_call import CallRegions
 
 logger = logging.getLogger("snakepit_bridge.server")
@@ -81,3 +84,37 @@ def rss_bytes() -> int:
         # it in KiB, macOS in bytes.
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         return peak if sys.platform == "darwin" else peak * 1024
+
+
+class Admission:
+    """`with` block of an admitted call: yields its context, unregisters it on exit.
+
+    A class rather than @contextmanager: the generator machinery costs microseconds per call.
+    """
+
+    __slots__ = ("_servicer", "_ctx")
+
+    def __init__(self, servicer: Any, ctx: ToolContext) -> None:
+        self._servicer = servicer
+        self._ctx = ctx
+
+    def __enter__(self) -> ToolContext:
+        return self._ctx
+
+    def __exit__(self, *_exc: object) -> None:
+        self._servicer._discharge(self._ctx.request_id)
+
+
+class ToolTurn:
+    """`with` block holding one tool slot (a token), returned on exit."""
+
+    __slots__ = ("_slots",)
+
+    def __init__(self, slots: queue.SimpleQueue[None]) -> None:
+        self._slots = slots
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *_exc: object) -> None:
+        self._slots.put(None)

@@ -7,7 +7,7 @@ do instead, rather than silently turned into something else. JSON exists for deb
 
 With a call's `CallRegions` (`regions`), msgpack also carries numpy arrays, torch tensors, Arrow
 tables and pandas DataFrames as ext types 0x10-0x13 (`tensor_wire`), inline or in shared
-memory. Without it, those ext types are refused and arrays are refused with advice.
+memory; a big inline value travels as a blob beside the payload (0x14, 0x15: `blobs`). Without it, those ext types are refused and arrays are refused with advice.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import msgpack
 
 from snakepit_bridge._generated import worker_pb2
+from snakepit_bridge.blobs import blobbed_payload
 from snakepit_bridge.errors import (
     REGION_ZERO_COPY_DISABLED,
     RegionAccessError,
@@ -92,7 +93,8 @@ def encode_msgpack(value: Any, regions: CallRegions | None = None) -> bytes:
         regions.payload_failed()
         raise
     regions.payload_encoded()
-    return data
+    blobs = regions.take_blobs()
+    return data if blobs is None else blobbed_payload(blobs, data)
 
 
 def _packb(value: Any, default: Any) -> bytes:

@@ -329,7 +329,8 @@ def _decode_call(data: bytes, index: int) -> list[Any]:
     offset = _CALL_HEADER.size
     try:
         for length in lengths:
-            texts.append(data[offset : offset + length].decode())
+            # An empty field (no session, say) is common: no slice, no decode.
+            texts.append(data[offset : offset + length].decode() if length else "")
             offset += length
     except UnicodeDecodeError as error:
         raise LaneProtocolError(f"frame {index}: a call frame's text is not UTF-8: {error}")

@@ -7,7 +7,8 @@ reading (cancels, stream credits, more calls). Plain sync tools without `ctx` ta
 everything else goes through the servicer's `Execute` / `ExecuteStream`, so both transports
 share one implementation of sessions, deadlines, cancellation, async tools and errors.
 
-Waiting: spin for `spin_ns`, then park on the request head's futex (the GIL is released).
+Waiting: spin for up to `spin_ns` (less while spins keep failing, see `AdaptiveSpin`), then
+park on the request head's futex (the GIL is released).
 Replies go out through a `ResponseWriter` (lane_writer.py).
 """
 
@@ -48,6 +49,7 @@ from snakepit_bridge.lane import (
     encode_result as encode_result_frame,
 )
 from snakepit_bridge.lane_rpc import RpcContext, execute_request
+from snakepit_bridge.lane_spin import AdaptiveSpin
 from snakepit_bridge.lane_writer import ResponseWriter
 from snakepit_bridge.server import WorkerServicer
 from snakepit_bridge.tensor_call import CallRegions
@@ -62,6 +64,8 @@ DEFAULT_SPIN_NS = 50_000
 PARK_TIMEOUT_NS = 2_000_000_000
 # A call started closer than this to its queue deadline is counted with a seq_cst store.
 STARTED_FENCE_MARGIN_MS = 50.0
+_MSGPACK = worker_pb2.ENCODING_MSGPACK
+_MSGPACK_NIL = b"\xc0"
 
 
 _active: LaneServer | None = None
@@ -149,10 +153,13 @@ class LaneServer:
         requests = lane.requests
         consumed = lane.load(OFF_REQ_TAIL)
         out = self._reader_out
+        spin = AdaptiveSpin(self._spin_ns)
+        clock = time.perf_counter_ns
         while not self._stopping:
-            head = lane.wait(
-                OFF_REQ_HEAD, consumed, OFF_REQ_PARKED, self._spin_ns, PARK_TIMEOUT_NS, out
-            )
+            budget = spin.budget_ns
+            started = clock()
+            head = lane.wait(OFF_REQ_HEAD, consumed, OFF_REQ_PARKED, budget, PARK_TIMEOUT_NS, out)
+            spin.record(clock() - started < budget)
             if self._stopping:
                 return
             if head is None or head == consumed:
@@ -237,22 +244,24 @@ class LaneServer:
                     self._contexts.pop(request_id, None)
             self._send(self._packb([RESP_EXPIRED, request_id]))
             return
-        with self._contexts_lock:
-            if request_id in self._cancelled_early:
-                # Aborted before it was read: it never runs, and the host expects no reply.
-                del self._cancelled_early[request_id]
-                return
-            if stream and not self._contexts[request_id].is_active():
-                del self._contexts[request_id]
-                return
-        with self._pool_lock:
-            inline = self._inline_ok and not stream and self._pool_busy == 0
-            if not inline:
-                self._pool_busy += 1
-        if inline:
+        # Only this (the reader) thread writes `_cancelled_early`, so an empty one needs no lock.
+        if stream or self._cancelled_early:
+            with self._contexts_lock:
+                if request_id in self._cancelled_early:
+                    # Aborted before it was read: it never runs, and the host expects no reply.
+                    del self._cancelled_early[request_id]
+                    return
+                if stream and not self._contexts[request_id].is_active():
+                    del self._contexts[request_id]
+                    return
+        # Only this thread raises `_pool_busy` (pool threads lower it), so a 0 read here without
+        # the lock is current: no pooled call is running.
+        if self._inline_ok and not stream and self._pool_busy == 0:
             self._call(frame, lean=True)
-        else:
-            self._pool.submit(self._pooled, frame, stream)
+            return
+        with self._pool_lock:
+            self._pool_busy += 1
+        self._pool.submit(self._pooled, frame, stream)
 
     def _pooled(self, frame: list[Any], stream: bool) -> None:
         try:
@@ -322,8 +331,11 @@ class LaneServer:
         try:
             encoding = codec.resolve_encoding(encoding)
             arguments = codec.decode(args, encoding, regions) if args else {}
-            if not isinstance(arguments, dict) or not all(isinstance(k, str) for k in arguments):
+            if not isinstance(arguments, dict):
                 return None
+            for key in arguments:
+                if not isinstance(key, str):
+                    return None
             tool.bind(arguments)
         except Exception:  # noqa: BLE001 - reported by the servicer's path
             return None
@@ -340,7 +352,11 @@ class LaneServer:
             servicer.lane_call_done()
         executed = time.perf_counter_ns()
         try:
-            data = encode_result(result, encoding, regions)
+            # None (a tool run for its effect) is one byte in msgpack: no encoder set up for it.
+            if result is None and encoding == _MSGPACK:
+                data = _MSGPACK_NIL
+            else:
+                data = encode_result(result, encoding, regions)
         except BaseException as error:  # noqa: BLE001
             return self._error_reply(request_id, error)
         encoded = time.perf_counter_ns()

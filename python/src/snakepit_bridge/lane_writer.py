@@ -40,6 +40,10 @@ class ResponseWriter:
         self._park_timeout_ns = park_timeout_ns
         self._lock = threading.Lock()
         self._head = lane.load(OFF_RESP_HEAD)
+        self._tail = lane.load(OFF_RESP_TAIL)
+        self._ring = lane.responses
+        self._capacity = lane.responses.capacity
+        self._slot_count = lane.slot_count
         self._out = lane.out_word()  # Native out-word, used under the lock.
         self._spills: collections.deque[tuple[int, Region]] = collections.deque()
         self._packb = msgpack.Packer(use_bin_type=True).pack
@@ -49,11 +53,15 @@ class ResponseWriter:
         """Publishes `frame` as the next response; waits for a free slot if the ring is full."""
         lane = self._lane
         with self._lock:
-            if len(frame) > lane.responses.capacity:
+            if len(frame) > self._capacity:
                 frame = self._spill(frame)
             head = self._head
-            tail = lane.load(OFF_RESP_TAIL)
-            while (head - tail) & U32_MASK >= lane.slot_count:
+            tail = self._tail
+            # The tail last read is a lower bound: reread it only when it says the ring is full,
+            # or when spilled frames wait to be closed.
+            if (head - tail) & U32_MASK >= self._slot_count or self._spills:
+                tail = self._tail = lane.load(OFF_RESP_TAIL)
+            while (head - tail) & U32_MASK >= self._slot_count:
                 waited = lane.wait(
                     OFF_RESP_TAIL,
                     tail,
@@ -64,10 +72,11 @@ class ResponseWriter:
                 )
                 if self.stopping:
                     return
-                tail = lane.load(OFF_RESP_TAIL) if waited is None else waited
-            lane.responses.write(head, frame)
+                tail = self._tail = lane.load(OFF_RESP_TAIL) if waited is None else waited
+            self._ring.write(head, frame)
             self._publish_next()
-            self._close_read_spills(tail)
+            if self._spills:
+                self._close_read_spills(tail)
 
     def inject_fault(self, kind: str) -> None:
         """Publishes one broken response frame, for tests of the host's defences: a slot from

@@ -1,8 +1,9 @@
-"""`WorkerServicer`: the gRPC face of one adapter (Ping, Describe, Execute, ExecuteStream, Cancel).
+"""`WorkerServicer`: the gRPC face of one adapter (Ping, Describe, Execute, ExecuteStream, Cancel,
+and PutBlob / GetBlob for the chunked copy path).
 
-Every failure becomes an `ErrorPayload` in the response; no exception escapes as a gRPC status,
-so the host has one error path. Ping, Describe and Cancel never wait for a tool slot, so they
-answer while tools run.
+Every failure of a call becomes an `ErrorPayload` in the response; no exception escapes as a
+gRPC status, so the host has one error path (a refused blob upload or download is a status).
+Ping, Describe and Cancel never wait for a tool slot, so they answer while tools run.
 """
 
 from __future__ import annotations
@@ -19,17 +20,23 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import grpc
+
 from snakepit_bridge import codec
+from snakepit_bridge.blobs import BlobError
 from snakepit_bridge._generated import worker_pb2, worker_pb2_grpc
 from snakepit_bridge.adapter import Adapter, Tool, discover_tools
 from snakepit_bridge.context import REASON_CANCELLED, SessionStore, ToolContext
 from snakepit_bridge._server_support import (
+    Admission,
+    ToolTurn,
     encode_result,
     native_abi_version,
     rss_bytes,
     safe_payload,
     tool_spec,
 )
+from snakepit_bridge._lean_execute import LEAN_CALL, LeanCall, execute_lean
 from snakepit_bridge.async_runner import AsyncRunner
 from snakepit_bridge.tool_runs import ToolRuns
 from snakepit_bridge.tensor_call import CallRegions
@@ -86,7 +93,7 @@ class WorkerServicer(worker_pb2_grpc.WorkerServicer):
         self._tool_slots: queue.SimpleQueue[None] = queue.SimpleQueue()
         for _ in range(self._max_concurrency):
             self._tool_slots.put(None)
-        self._calls: dict[str, ToolContext] = {}
+        self._calls: dict[str, ToolContext | LeanCall] = {}
         self._calls_lock = threading.Lock()
         self._calls_served = 0
         self._sessions = SessionStore()
@@ -179,12 +186,34 @@ class WorkerServicer(worker_pb2_grpc.WorkerServicer):
         found = ctx is not None or (request.request_id != "" and request.request_id == self.lane_call)
         return worker_pb2.CancelResponse(found=found)
 
+    def PutBlob(
+        self, chunks: Iterator[worker_pb2.BlobChunk], context: Any
+    ) -> worker_pb2.BlobAck:
+        """Stores a blob that a coming call names (``blobs``: the chunked copy path)."""
+        try:
+            blob_id, size = self._broker.blobs.receive(chunks)
+        except BlobError as error:
+            context.abort(getattr(grpc.StatusCode, error.status), str(error))
+        return worker_pb2.BlobAck(blob_id=blob_id, bytes=size)
+
+    def GetBlob(
+        self, request: worker_pb2.BlobRequest, context: Any
+    ) -> Iterator[worker_pb2.BlobChunk]:
+        """Streams a part of a blob that a result named; the last part frees it."""
+        try:
+            pieces = self._broker.blobs.send(request.blob_id, request.offset, request.length)
+        except BlobError as error:
+            context.abort(getattr(grpc.StatusCode, error.status), str(error))
+        for piece in pieces:
+            yield worker_pb2.BlobChunk(data=piece)
+
     def Execute(
         self, request: worker_pb2.ExecuteRequest, context: Any
     ) -> worker_pb2.ExecuteResponse:
         regions = self._broker.call(request.request_id)
         try:
-            return self._execute(request, context, regions)
+            response = execute_lean(self, request, context, regions)
+            return response if response is not None else self._execute(request, context, regions)
         finally:
             # After _execute returned: the arguments and result it held are gone, so the
             # argument regions usually close at once.
@@ -193,33 +222,36 @@ class WorkerServicer(worker_pb2_grpc.WorkerServicer):
     def _execute(
         self, request: worker_pb2.ExecuteRequest, context: Any, regions: CallRegions
     ) -> worker_pb2.ExecuteResponse:
-        timing = worker_pb2.Timing()
-        request_id = request.request_id
+        # The response is filled in place: building a Payload and a Timing apart and passing
+        # them to the constructor copies each, a few microseconds on every call.
+        response = worker_pb2.ExecuteResponse(request_id=request.request_id)
+        timing = response.timing
         try:
             with self._admitted(request, context) as ctx:
                 ctx.regions = regions
                 tool, arguments, encoding = self._prepare(request, ctx, timing)
-                with self._tool_turn(ctx):
-                    started = time.perf_counter_ns()
-                    try:
-                        if tool.streaming:
-                            result: Any = list(self._tool_runs.items(tool, arguments, ctx))
-                        else:
-                            result = self._tool_runs.invoke(tool, arguments, ctx)
-                    finally:
-                        timing.execute_ns = time.perf_counter_ns() - started
+                self._take_tool_slot(ctx)
+                started = time.perf_counter_ns()
+                try:
+                    if tool.streaming:
+                        result: Any = list(self._tool_runs.items(tool, arguments, ctx))
+                    elif tool.is_async:
+                        result = self._tool_runs.invoke(tool, arguments, ctx)
+                    else:
+                        result = tool.function(**arguments)
+                finally:
+                    timing.execute_ns = time.perf_counter_ns() - started
+                    self._tool_slots.put(None)
                 started = time.perf_counter_ns()
                 data = encode_result(result, encoding, regions)
                 timing.encode_ns = time.perf_counter_ns() - started
-                return worker_pb2.ExecuteResponse(
-                    request_id=request_id,
-                    result=worker_pb2.Payload(encoding=encoding, data=data),
-                    timing=timing,
-                )
+                payload = response.result
+                payload.encoding = encoding
+                payload.data = data
+                return response
         except BaseException as exc:  # noqa: BLE001 - every failure is reported as data
-            return worker_pb2.ExecuteResponse(
-                request_id=request_id, error=safe_payload(exc), timing=timing
-            )
+            response.error.CopyFrom(safe_payload(exc))
+            return response
 
     def ExecuteStream(
         self, request: worker_pb2.ExecuteRequest, context: Any
@@ -270,21 +302,23 @@ class WorkerServicer(worker_pb2_grpc.WorkerServicer):
 
     # --- call machinery --------------------------------------------------------------------
 
-    def _admitted(self, request: worker_pb2.ExecuteRequest, context: Any) -> _Admission:
+    def _admitted(self, request: worker_pb2.ExecuteRequest, context: Any) -> Admission:
         """Registers the call (for Cancel and Ping) for exactly as long as it runs.
 
         Its signature is fixed: `log_records.correlate_calls` wraps it."""
         request_id = request.request_id or uuid.uuid4().hex
+        metadata = request.metadata
+        session_id = request.session_id
         ctx = ToolContext(
             request_id=request_id,
             tool=request.tool,
-            session_id=request.session_id,
-            correlation_id=request.metadata.correlation_id,
-            traceparent=request.metadata.traceparent,
-            tracestate=request.metadata.tracestate,
+            session_id=session_id,
+            correlation_id=metadata.correlation_id,
+            traceparent=metadata.traceparent,
+            tracestate=metadata.tracestate,
             deadline_unix_ms=request.deadline_unix_ms,
             worker_id=self._identity.worker_id,
-            session=self._sessions.get(request.session_id),
+            session=self._sessions.get(session_id),
         )
         with self._calls_lock:
             if request_id in self._calls:
@@ -300,12 +334,34 @@ class WorkerServicer(worker_pb2_grpc.WorkerServicer):
         # normal completion the callback finds nothing left to stop.
         if not context.add_callback(ctx.cancel):
             ctx.cancel(REASON_CANCELLED)
-        return _Admission(self, ctx)
+        return Admission(self, ctx)
 
     def _discharge(self, request_id: str) -> None:
         with self._calls_lock:
             del self._calls[request_id]
             self._calls_served += 1
+
+    def admit_lean(self, request_id: str, session_id: str) -> bool:
+        """Registers a lean call and takes its tool slot, when it can start at once."""
+        if session_id:
+            self._sessions.get(session_id)  # Keeps the session fresh, as a general call does.
+        with self._calls_lock:
+            calls = self._calls
+            if request_id in calls or len(calls) >= self._admitted_max:
+                return False
+            try:
+                self._tool_slots.get_nowait()
+            except queue.Empty:
+                return False  # It would queue: the general path waits, cancellable.
+            calls[request_id] = LEAN_CALL
+        return True
+
+    def discharge_lean(self, request_id: str, *, ran: bool) -> None:
+        """Gives back a lean call's tool slot and unregisters it."""
+        self._tool_slots.put(None)
+        with self._calls_lock:
+            del self._calls[request_id]
+            self._calls_served += ran
 
     def _prepare(
         self, request: worker_pb2.ExecuteRequest, ctx: ToolContext, timing: worker_pb2.Timing
@@ -314,13 +370,17 @@ class WorkerServicer(worker_pb2_grpc.WorkerServicer):
         if tool is None:
             raise UnknownToolError(request.tool, self._tools)
         ctx.check_cancelled()
-        encoding = codec.resolve_encoding(request.args.encoding)
+        args = request.args
+        encoding = codec.resolve_encoding(args.encoding)
         started = time.perf_counter_ns()
-        data = request.args.data
+        data = args.data
         decoded = codec.decode(data, encoding, ctx.regions) if data else None
         timing.decode_ns = time.perf_counter_ns() - started
         arguments = {} if decoded is None else decoded
-        if not isinstance(arguments, dict) or not all(isinstance(k, str) for k in arguments):
+        # An empty map (a call without arguments) skips the key check's generator.
+        if not isinstance(arguments, dict) or (
+            arguments and not all(isinstance(k, str) for k in arguments)
+        ):
             raise InvalidArgumentsError(
                 f"Arguments of tool {tool.name!r} must be a map of parameter name to value, "
                 f"got {type(arguments).__name__}"
@@ -335,8 +395,13 @@ class WorkerServicer(worker_pb2_grpc.WorkerServicer):
             arguments = {**arguments, "ctx": ctx}
         return tool, arguments, encoding
 
-    def _tool_turn(self, ctx: ToolContext) -> _ToolTurn:
+    def _tool_turn(self, ctx: ToolContext) -> ToolTurn:
         """Waits for a free tool slot: at most max_concurrency tools run at once."""
+        self._take_tool_slot(ctx)
+        return ToolTurn(self._tool_slots)
+
+    def _take_tool_slot(self, ctx: ToolContext) -> None:
+        """Waits for a free tool slot; the caller puts the token back once the tool is done."""
         slots = self._tool_slots
         while True:
             try:
@@ -349,43 +414,8 @@ class WorkerServicer(worker_pb2_grpc.WorkerServicer):
         except BaseException:
             slots.put(None)
             raise
-        return _ToolTurn(slots)
 
     def _native_abi(self) -> int:
         if self._native_abi_version is None:
             self._native_abi_version = native_abi_version()
         return self._native_abi_version
-
-
-class _Admission:
-    """`with` block of an admitted call: yields its context, unregisters it on exit.
-
-    A class rather than @contextmanager: the generator machinery costs microseconds per call.
-    """
-
-    __slots__ = ("_servicer", "_ctx")
-
-    def __init__(self, servicer: WorkerServicer, ctx: ToolContext) -> None:
-        self._servicer = servicer
-        self._ctx = ctx
-
-    def __enter__(self) -> ToolContext:
-        return self._ctx
-
-    def __exit__(self, *_exc: object) -> None:
-        self._servicer._discharge(self._ctx.request_id)
-
-
-class _ToolTurn:
-    """`with` block holding one tool slot (a token), returned on exit."""
-
-    __slots__ = ("_slots",)
-
-    def __init__(self, slots: queue.SimpleQueue[None]) -> None:
-        self._slots = slots
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *_exc: object) -> None:
-        self._slots.put(None)

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from snakepit_bridge import tensor_wire
+from snakepit_bridge.blobs import blob_ref
 from snakepit_bridge._tensor_support import (
     access_error,
     dtype_name,
@@ -60,7 +61,9 @@ class _Allocation:
 class CallRegions:
     """The regions one call opened (arguments) and created (results); `close()` after the call."""
 
-    __slots__ = ("_broker", "request_id", "_opened", "_allocated", "_outgoing", "_closed")
+    __slots__ = (
+        "_broker", "request_id", "_opened", "_allocated", "_outgoing", "_blobs", "_closed"
+    )  # fmt: skip
 
     def __init__(self, broker: RegionBroker, request_id: str) -> None:
         self._broker = broker
@@ -68,6 +71,7 @@ class CallRegions:
         self._opened: list[Region] | None = None
         self._allocated: list[_Allocation] | None = None
         self._outgoing: list[tuple[Region, bool]] | None = None
+        self._blobs: list[tuple[str, int]] | None = None
         self._closed = False
 
     # --- arguments ------------------------------------------------------------------------
@@ -75,9 +79,9 @@ class CallRegions:
     def decode_ext(self, code: int, data: bytes) -> Any:
         """msgpack's ``ext_hook``: the value of a tensor or table ext."""
         if code == EXT_INLINE_TENSOR:
-            return tensor_wire.inline_tensor_value(data)
+            return tensor_wire.inline_tensor_value(data, self._claim)
         if code == EXT_INLINE_ARROW:
-            return tensor_wire.inline_arrow_value(data)
+            return tensor_wire.inline_arrow_value(data, self._claim)
         if code in (EXT_SHARED_TENSOR, EXT_SHARED_ARROW):
             return self._open_shared(code, data)
         raise SerializationError(
@@ -85,6 +89,35 @@ class CallRegions:
             "0x10-0x13 (tensors and Arrow tables)",
             suggestion="Both sides must use the same Snakepit version",
         )
+
+    def _claim(self, value: Any) -> Any:
+        """The uploaded bytes of a blob reference (``blobs``), or ``value`` as it is."""
+        ref = blob_ref(value)
+        if ref is None:
+            return value
+        blob_id, nbytes = ref
+        if not blob_id.startswith(self.request_id + "."):
+            raise SerializationError(
+                f"Cannot decode a chunked value: blob {blob_id!r} belongs to another call than "
+                f"{self.request_id!r}",
+                suggestion="Each call names only the blobs uploaded for it",
+            )
+        return self._broker.blobs.claim(blob_id, nbytes)
+
+    def _offer(self, data: Any) -> Any:
+        """Keeps a result value's bytes as an outbound blob; the ext that names it."""
+        ext = self._broker.blobs.offer(self.request_id, data)
+        ref = blob_ref(ext)
+        assert ref is not None
+        if self._blobs is None:
+            self._blobs = []
+        self._blobs.append(ref)
+        return ext
+
+    def take_blobs(self) -> list[tuple[str, int]] | None:
+        """The blobs the payload just encoded names (the host fetches them before decoding)."""
+        blobs, self._blobs = self._blobs, None
+        return blobs
 
     def _open_shared(self, code: int, data: bytes) -> Any:
         from snakepit_bridge.native_region import Region
@@ -196,6 +229,9 @@ class CallRegions:
 
     def payload_failed(self) -> None:
         """The payload did not encode: the copies made for it are released at once."""
+        blobs, self._blobs = self._blobs, None
+        if blobs:
+            self._broker.blobs.forget(blobs)
         outgoing, self._outgoing = self._outgoing, None
         for region, allocated in outgoing or ():
             if not allocated:
@@ -209,8 +245,9 @@ class CallRegions:
         broker = self._broker
         if not self._closed:
             self._closed = True
-            if self._opened or self._allocated or self._outgoing:
+            if self._opened or self._allocated or self._outgoing or self._blobs:
                 self._release_all()
+            broker.blobs.discard_call(self.request_id)
         if broker._pending or broker._lingering:  # Unlocked peek: sweep() locks.
             broker.sweep()
 
@@ -238,13 +275,14 @@ class CallRegions:
                 return ext
         name = wire_name or tensor_wire.wire_dtype(array)
         broker = self._broker
+        offer = self._offer if array.nbytes >= broker.blobs.threshold_bytes else None
         if array.nbytes < broker.threshold_bytes:
-            return tensor_wire.inline_tensor_ext(array, name, is_copied=False)
+            return tensor_wire.inline_tensor_ext(array, name, is_copied=False, offer=offer)
         if broker.enabled:
             ext = self._shared_copy(array, name)
             if ext is not None:
                 return ext
-        return tensor_wire.inline_tensor_ext(array, name, is_copied=True)
+        return tensor_wire.inline_tensor_ext(array, name, is_copied=True, offer=offer)
 
     def _allocation_of(self, array: numpy.ndarray) -> _Allocation | None:
         if not self._allocated or array.size == 0:
@@ -323,7 +361,10 @@ class CallRegions:
             ext = self._shared_table(table, size)
             if ext is not None:
                 return ext
-        return tensor_wire.inline_arrow_ext(table, is_copied=size >= broker.threshold_bytes)
+        offer = self._offer if size >= broker.blobs.threshold_bytes else None
+        return tensor_wire.inline_arrow_ext(
+            table, is_copied=size >= broker.threshold_bytes, offer=offer
+        )
 
     def _shared_table(self, table: Any, size: int) -> Any:
         import pyarrow

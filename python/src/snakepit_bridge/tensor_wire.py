@@ -8,6 +8,9 @@ Four msgpack ext types, the same in TypeScript:
   ``uint8`` tensor at byte offset 0 over an Arrow IPC stream
 - ``0x13`` INLINE_ARROW ``[ipc stream, flags]``
 
+An inline value of at least the chunked-copy threshold carries, instead of its bytes, an ext
+``0x14`` naming a blob that travels beside the call (``blobs``).
+
 A shared value's token is an HMAC-SHA256 under the pool's secret over the call, the direction
 (``arg`` host to worker, ``result`` worker to host), the region, its generation and the
 descriptor, so a value is good for one call, one direction and one region state only.
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final
 
 import msgpack
@@ -113,8 +117,19 @@ def storage_dtype(name: str) -> numpy.dtype:
     return numpy.dtype("<u2" if name == "bfloat16" else name).newbyteorder("<")
 
 
-def inline_tensor_ext(array: numpy.ndarray, dtype_name: str, *, is_copied: bool) -> Any:
-    """INLINE_TENSOR of ``array``: its elements in C order, little-endian."""
+Offer = Callable[[Any], Any]
+"""Keeps a big value's bytes (a buffer) as a blob; the ext that names it (``BlobStore.offer``)."""
+Claim = Callable[[Any], Any]
+"""The bytes of a blob reference ext, or the value itself when it is not one."""
+
+
+def inline_tensor_ext(
+    array: numpy.ndarray, dtype_name: str, *, is_copied: bool, offer: Offer | None = None
+) -> Any:
+    """INLINE_TENSOR of ``array``: its elements in C order, little-endian.
+
+    With ``offer``, the elements go to a blob (see ``blobs``) instead of into the payload.
+    """
     import numpy
 
     if array.ndim > NDIM_MAX:
@@ -124,16 +139,30 @@ def inline_tensor_ext(array: numpy.ndarray, dtype_name: str, *, is_copied: bool)
         # Big-endian arrays are swapped; bfloat16 is reinterpreted as its raw 16-bit storage.
         array = array.view(numpy.uint16) if dtype_name == "bfloat16" else array.astype(storage)
     flags = FLAG_IS_COPIED if is_copied else 0
-    fields = [dtype_name, list(array.shape), array.tobytes(order="C"), flags]
+    if offer is not None:
+        # One copy, as inline bytes would make: the tool may change its array after returning.
+        elements = offer(numpy.array(array, order="C", copy=True).reshape(-1).view(numpy.uint8))
+    else:
+        elements = array.tobytes(order="C")
+    fields = [dtype_name, list(array.shape), elements, flags]
     return msgpack.ExtType(EXT_INLINE_TENSOR, msgpack.packb(fields, use_bin_type=True))
 
 
-def inline_tensor_value(data: bytes) -> numpy.ndarray:
-    """The writable array of an INLINE_TENSOR (read-only when flagged); its bytes are copied."""
+def inline_tensor_value(data: bytes, claim: Claim | None = None) -> numpy.ndarray:
+    """The writable array of an INLINE_TENSOR (read-only when flagged); its bytes are copied.
+
+    ``claim`` resolves a blob reference in place of the bytes; a blob is used without a copy.
+    """
     import numpy
 
     fields = _unpack_ext(EXT_INLINE_TENSOR, data)
-    if len(fields) != 4 or not isinstance(fields[2], bytes) or not isinstance(fields[3], int):
+    if len(fields) == 4 and claim is not None:
+        fields[2] = claim(fields[2])
+    if (
+        len(fields) != 4
+        or not isinstance(fields[2], (bytes, bytearray))
+        or not isinstance(fields[3], int)
+    ):
         raise _malformed(EXT_INLINE_TENSOR, "it must be [dtype, shape, data: bin, flags: int]")
     dtype_name, shape, payload, flags = fields
     dtype = _checked_dtype(EXT_INLINE_TENSOR, dtype_name)
@@ -147,7 +176,8 @@ def inline_tensor_value(data: bytes) -> numpy.ndarray:
             f"shape {extents} of {dtype_name} needs {count * dtype.itemsize} bytes, "
             f"got {len(payload)}",
         )
-    array = numpy.frombuffer(bytearray(payload), dtype=dtype).reshape(extents)
+    owned = payload if isinstance(payload, bytearray) else bytearray(payload)
+    array = numpy.frombuffer(owned, dtype=dtype).reshape(extents)
     if flags & FLAG_READ_ONLY:
         array.flags.writeable = False
     return array
@@ -188,13 +218,17 @@ def write_ipc(table: pyarrow.Table | pyarrow.RecordBatch, sink: Any) -> None:
             writer.write_table(table)
 
 
-def inline_arrow_ext(table: pyarrow.Table | pyarrow.RecordBatch, *, is_copied: bool) -> Any:
-    """INLINE_ARROW of ``table``."""
+def inline_arrow_ext(
+    table: pyarrow.Table | pyarrow.RecordBatch, *, is_copied: bool, offer: Offer | None = None
+) -> Any:
+    """INLINE_ARROW of ``table``; with ``offer``, its IPC stream goes to a blob."""
     import pyarrow
 
     sink = pyarrow.BufferOutputStream()
     write_ipc(table, sink)
-    fields = [sink.getvalue().to_pybytes(), FLAG_IS_COPIED if is_copied else 0]
+    buffer = sink.getvalue()
+    stream = offer(buffer) if offer is not None else buffer.to_pybytes()
+    fields = [stream, FLAG_IS_COPIED if is_copied else 0]
     return msgpack.ExtType(EXT_INLINE_ARROW, msgpack.packb(fields, use_bin_type=True))
 
 
@@ -208,12 +242,18 @@ def read_ipc(buffer: Any, code: int) -> pyarrow.Table:
         raise _malformed(code, f"its Arrow IPC stream does not read: {error}") from None
 
 
-def inline_arrow_value(data: bytes) -> pyarrow.Table:
-    """The table of an INLINE_ARROW."""
+def inline_arrow_value(data: bytes, claim: Claim | None = None) -> pyarrow.Table:
+    """The table of an INLINE_ARROW (``claim`` as for ``inline_tensor_value``)."""
     import pyarrow
 
     fields = _unpack_ext(EXT_INLINE_ARROW, data)
-    if len(fields) != 2 or not isinstance(fields[0], bytes) or not isinstance(fields[1], int):
+    if len(fields) == 2 and claim is not None:
+        fields[0] = claim(fields[0])
+    if (
+        len(fields) != 2
+        or not isinstance(fields[0], (bytes, bytearray))
+        or not isinstance(fields[1], int)
+    ):
         raise _malformed(EXT_INLINE_ARROW, "it must be [ipc: bin, flags: int]")
     return read_ipc(pyarrow.py_buffer(fields[0]), EXT_INLINE_ARROW)
 

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
 from snakepit_bridge import tensor_wire
+from snakepit_bridge.blobs import BlobStore
 from snakepit_bridge.native_region import INSTANCE_PATTERN
 from snakepit_bridge.tensor_call import CallRegions
 
@@ -83,6 +84,7 @@ class RegionBroker:
         wire: bool = True,
         hold_limit_s: float = HOLD_LIMIT_S_DEFAULT,
         disabled_reason: str = "",
+        blobs: BlobStore | None = None,
     ) -> None:
         if secret is not None and len(secret) != tensor_wire.SECRET_BYTES:
             raise ValueError(f"secret must be 32 bytes, got {len(secret)}")
@@ -95,6 +97,7 @@ class RegionBroker:
         self.instance = instance
         self.threshold_bytes = threshold_bytes
         self.wire = wire
+        self.blobs = blobs if blobs is not None else BlobStore()
         self.hold_limit_s = hold_limit_s
         self.disabled_reason = disabled_reason or _disabled_reason(
             library, secret, instance, zero_copy
@@ -130,6 +133,7 @@ class RegionBroker:
                     f"(bytes), received {threshold_text!r}"
                 )
             threshold = int(threshold_text)
+        blobs = BlobStore.from_env(environment)
         secret, reason = _secret_from(environment.get(SECRET_VARIABLE))
         zero_copy = environment.get(ZERO_COPY_VARIABLE, "1").strip() != "0"
         library = None
@@ -146,6 +150,7 @@ class RegionBroker:
             wire=wire,
             hold_limit_s=hold_limit_s,
             disabled_reason=reason,
+            blobs=blobs,
         )
         if wire and not broker.enabled:
             logger.warning("zero-copy disabled: %s", broker.disabled_reason)
@@ -205,7 +210,8 @@ class RegionBroker:
             return len(self._lingering)
 
     def close(self) -> None:
-        """Releases every pending region and stops the sweeper (worker shutdown)."""
+        """Releases every pending region and blob and stops the sweeper (worker shutdown)."""
+        self.blobs.clear()
         with self._condition:
             self._closed = True
             pending, self._pending = self._pending, []

@@ -44,6 +44,7 @@ PARENT_POLL_S = 0.2
 STOP_POLL_IDLE_S = 5.0
 PARENT_POLL_IDLE_S = 5.0
 SPARE_THREADS = 4  # Ping, Describe, Cancel and health always find a thread.
+FLOW_CONTROL_WINDOW_BYTES = 16 * 1024 * 1024
 SOCKET_PATH_BYTES_MAX = 107  # sun_path is 108 bytes on Linux, NUL included.
 PR_SET_PDEATHSIG = 1
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -327,6 +328,9 @@ def _serve(
             options=[
                 ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
                 ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+                # Blob uploads (the chunked copy path) run at full speed from their first byte
+                # instead of waiting for flow control to grow the window.
+                ("grpc.http2.lookahead_bytes", FLOW_CONTROL_WINDOW_BYTES),
             ],
         )
         worker_pb2_grpc.add_WorkerServicer_to_server(servicer, server)

@@ -8,8 +8,8 @@
 import { GrpcStatus } from "../../errors/snakepit_error.ts";
 import { replyDecoders } from "../_proto.ts";
 import { ChannelError, type WireOutcome, type WireStreamEvent } from "../transport.ts";
-import { describeFrame } from "./_msgpack_frames.ts";
-import { LaneProtocolError, RESP, type ResultFrame } from "./ring.ts";
+import { decodeFrame, describeFrame } from "./_msgpack_frames.ts";
+import { decodeResultFrame, FRAME_SPILL, LaneProtocolError, RESP, RESULT_MARKER, type ResultFrame } from "./ring.ts";
 
 /** Ids of abandoned calls whose late replies are dropped quietly (oldest forgotten first). */
 const TOMBSTONES_MAX = 4096;
@@ -19,6 +19,8 @@ export interface PendingCall {
   kind: "call";
   /** The request frame's index in the ring, once published (undefined in the backlog). */
   index: number | undefined;
+  /** When the call fails unless the worker has started it (ms since the epoch); 0: unwatched. */
+  queueDeadline: number;
   resolve: (outcome: WireOutcome) => void;
   reject: (error: Error) => void;
   cleanup: () => void;
@@ -38,7 +40,6 @@ export class PendingReplies {
   readonly #pending = new Map<string, Pending>();
   readonly #tombstones = new Set<string>();
   readonly #decoders = replyDecoders();
-  readonly #queueDeadlines = new Map<string, number>();
   #queueTimer: ReturnType<typeof setTimeout> | undefined;
   #queueTimerAt = 0;
 
@@ -62,7 +63,6 @@ export class PendingReplies {
   /** Removes a call that failed before it was sent. */
   remove(id: string): void {
     this.#pending.delete(id);
-    this.#queueDeadlines.delete(id);
   }
 
   /** Gives up on `id`: a late reply to it is dropped, not a protocol error. */
@@ -75,14 +75,41 @@ export class PendingReplies {
   }
 
   /**
-   * Fails the call `id` at `queueDeadline` if the worker has not started it by then (the worker,
+   * Fails the call of `entry` at `queueDeadline` if the worker has not started it by then (the worker,
    * reaching it later, drops it unrun: it checks the same deadline after counting it started,
    * so the two never disagree). One timer for all, armed at the earliest deadline: a timer per
    * call would cost more than the call.
    */
-  watchQueueDeadline(id: string, queueDeadline: number): void {
-    this.#queueDeadlines.set(id, queueDeadline);
+  watchQueueDeadline(entry: PendingCall, queueDeadline: number): void {
+    entry.queueDeadline = queueDeadline;
     if (this.#queueTimer === undefined || queueDeadline < this.#queueTimerAt) this.#armQueueTimer(queueDeadline);
+  }
+
+  /**
+   * Arms call `id`'s deadline timer and abort listener (its cleanup disarms them): either ends
+   * the call with a ChannelError, forgets it, and runs `cancelRemote`.
+   */
+  guard(id: string, entry: PendingCall, deadlineUnixMs: number, signal: AbortSignal | undefined, cancelRemote: () => void): void {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const abandon = (error: ChannelError) => {
+      if (this.#pending.get(id) !== entry) return;
+      this.forget(id);
+      cancelRemote();
+      entry.cleanup();
+      entry.reject(error);
+    };
+    const onAbort = () => abandon(new ChannelError("CANCELLED: the call was aborted", GrpcStatus.CANCELLED));
+    entry.cleanup = () => {
+      if (timer !== undefined) clearTimeout(timer);
+      signal?.removeEventListener("abort", onAbort);
+    };
+    if (deadlineUnixMs > 0) {
+      timer = setTimeout(
+        () => abandon(new ChannelError("DEADLINE_EXCEEDED: the call passed its deadline", GrpcStatus.DEADLINE_EXCEEDED)),
+        Math.max(0, deadlineUnixMs - Date.now()),
+      );
+    }
+    signal?.addEventListener("abort", onAbort, { once: true });
   }
 
   /** Delivers a binary result frame. */
@@ -98,6 +125,22 @@ export class PendingReplies {
       encoding: result.encoding,
       timing: { decodeNs: result.decodeNs, executeNs: result.executeNs, encodeNs: result.encodeNs },
     });
+  }
+
+  /**
+   * Delivers a reply frame other than a result read in place: a result or msgpack frame, or a
+   * spill frame naming the region it lies in (`readSpill` reads and unlinks it).
+   */
+  deliverBytes(bytes: Uint8Array, readSpill: (name: string, bytes: number) => Uint8Array): void {
+    if (bytes[0] === RESULT_MARKER) return this.deliverResult(decodeResultFrame(bytes));
+    const frame = decodeFrame(bytes);
+    if (frame[0] !== FRAME_SPILL) return this.deliver(frame);
+    if (typeof frame[1] !== "string" || typeof frame[2] !== "number" || frame.length !== 3) {
+      throw new LaneProtocolError(`bad spill frame ${describeFrame(frame)}`);
+    }
+    const spilled = readSpill(frame[1], frame[2]);
+    if (spilled[0] === RESULT_MARKER) return this.deliverResult(decodeResultFrame(spilled));
+    this.deliver(decodeFrame(spilled));
   }
 
   /** Delivers a msgpack reply frame (an error, an expiry, a stream's item, end or error). */
@@ -144,7 +187,6 @@ export class PendingReplies {
    */
   failAll(error: ChannelError, unstarted?: ChannelError): void {
     if (this.#queueTimer !== undefined) clearTimeout(this.#queueTimer);
-    this.#queueDeadlines.clear();
     const pending = [...this.#pending.values()];
     this.#pending.clear();
     for (const entry of pending) {
@@ -176,10 +218,13 @@ export class PendingReplies {
     this.#queueTimer = undefined;
     const now = Date.now();
     let next = Infinity;
-    for (const [id, deadline] of this.#queueDeadlines) {
-      const entry = this.#pending.get(id);
-      if (entry?.kind !== "call" || this.started(entry)) {
-        this.#queueDeadlines.delete(id);
+    // The deadline lives on the entry (no second map to keep in step per call); a dozen or so
+    // calls are pending at most, so the walk is short.
+    for (const [id, entry] of this.#pending) {
+      if (entry.kind !== "call" || entry.queueDeadline === 0) continue;
+      const deadline = entry.queueDeadline;
+      if (this.started(entry)) {
+        entry.queueDeadline = 0;
       } else if (deadline <= now) {
         this.forget(id);
         entry.cleanup();

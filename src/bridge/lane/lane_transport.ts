@@ -1,15 +1,16 @@
 /**
  * The fast lane: a `WorkerTransport` over shared-memory rings (`ring.ts`), for workers on this
  * host. Ping, describe and out-of-band cancel use the worker's gRPC channel (the control plane).
- * While calls are out the lane is polled (`_poller.ts`) for a spin budget, then it parks: the
- * worker, publishing a reply, sees the "host parked" flag and writes a doorbell byte on its
- * protocol pipe. An idle lane costs nothing.
+ * While calls are out the lane is polled (`_poller.ts`) for a spin budget (shorter while spins
+ * keep failing: `_adaptive_spin.ts`), then it parks: the worker, publishing a reply, sees the
+ * "host parked" flag and writes a doorbell byte on its protocol pipe. An idle lane costs nothing.
  *
  * @module
  */
 import { GrpcStatus } from "../../errors/snakepit_error.ts";
 import {
   ChannelError,
+  type OutboundBlob,
   type PingInfo,
   type WireOutcome,
   type WireRequest,
@@ -17,43 +18,19 @@ import {
   type WorkerDescription,
   type WorkerTransport,
 } from "../transport.ts";
-import { decodeFrame, describeFrame, encodeFrame } from "./_msgpack_frames.ts";
+import { encodeFrame } from "./_msgpack_frames.ts";
 import { type PendingCall, PendingReplies } from "./_pending_replies.ts";
+import { AdaptiveSpin } from "./_adaptive_spin.ts";
+import type { LaneEnvironment } from "./_lane_environment.ts";
 import { keepPolling, stopPolling } from "./_poller.ts";
-import {
-  decodeResultFrame,
-  encodeCallFrame,
-  FRAME_SPILL,
-  LaneLayout,
-  LaneProtocolError,
-  OFF,
-  REQ,
-  RESULT_MARKER,
-  type ResultFrame,
-} from "./ring.ts";
+import { encodeCallFrame, FRAME_SPILL, type LaneLayout, LaneProtocolError, OFF, REQ, type ResultFrame } from "./ring.ts";
+
+export type { LaneEnvironment } from "./_lane_environment.ts";
+/** The cleanup of a call with nothing to disarm. */
+const NO_CLEANUP = (): void => {};
 
 /** Stream items the worker may send ahead of the consumer. */
 export const STREAM_CREDIT_WINDOW = 16;
-/** What the lane needs from the native library and the worker's control channel. */
-export interface LaneEnvironment {
-  /** The initialized lane region's payload. */
-  layout: LaneLayout;
-  /** Wakes every waiter parked on the lane word at `offset` (a futex wake). */
-  wakeWord(offset: number): void;
-  /** Puts `frame` in a region of its own; returns its name and the function that frees it. */
-  spill(frame: Uint8Array): { name: string; free: () => void };
-  /** Reads (a copy of) the first `bytes` of region `name` and unlinks it. */
-  readSpill(name: string, bytes: number): Uint8Array;
-  /** The gRPC transport of the same worker (ping, describe, out-of-band cancel). */
-  control: WorkerTransport;
-  /** Host spin budget before parking, in microseconds. */
-  spinUs: number;
-  /** Frees the lane region (after the transport is closed). */
-  release(): void;
-  /** Called once when the lane breaks the protocol: the worker must be replaced. */
-  onBroken(error: LaneProtocolError): void;
-}
-
 /** A `WorkerTransport` over the fast lane's shared-memory rings. */
 export class FastLaneTransport implements WorkerTransport {
   readonly kind = "fast-lane" as const;
@@ -61,11 +38,14 @@ export class FastLaneTransport implements WorkerTransport {
   readonly #layout: LaneLayout;
   readonly #pending = new PendingReplies((entry) => this.#started(entry));
   readonly #backlog: Array<{ frame: Uint8Array; entry: PendingCall | undefined }> = [];
-  readonly #spinMs: number;
+  readonly #spin: AdaptiveSpin;
+  readonly #readSpill = (name: string, bytes: number) => this.#env.readSpill(name, bytes);
   #requestHead: number;
   #responseTail: number;
   #spinUntil = 0;
   #parked = false;
+  /** The last poll found nothing: a reply found now is one a spin waited for. */
+  #waiting = false;
   #closed: ChannelError | undefined;
 
   constructor(env: LaneEnvironment) {
@@ -73,7 +53,7 @@ export class FastLaneTransport implements WorkerTransport {
     this.#layout = env.layout;
     this.#requestHead = this.#layout.load(OFF.reqHead);
     this.#responseTail = this.#layout.load(OFF.respTail);
-    this.#spinMs = env.spinUs / 1000;
+    this.#spin = new AdaptiveSpin(env.spinUs / 1000);
   }
 
   /** Calls and streams waiting for replies. */
@@ -84,44 +64,28 @@ export class FastLaneTransport implements WorkerTransport {
   execute(request: WireRequest, signal?: AbortSignal): Promise<WireOutcome> {
     if (this.#closed) return Promise.reject(this.#closed);
     if (signal?.aborted) return Promise.reject(new ChannelError("CANCELLED: aborted before sending", GrpcStatus.CANCELLED));
-    const id = request.requestId;
-    const frame = encodeCallFrame(request, false);
     return new Promise<WireOutcome>((resolve, reject) => {
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      let freeSpill: (() => void) | undefined;
-      const abandon = (error: ChannelError) => {
-        if (this.#pending.get(id) !== entry) return;
-        this.#pending.forget(id);
-        this.#cancelRemote(id);
-        entry.cleanup();
-        reject(error);
-      };
-      const onAbort = () => abandon(new ChannelError("CANCELLED: the call was aborted", GrpcStatus.CANCELLED));
-      const entry: PendingCall = {
-        kind: "call",
-        index: undefined,
-        resolve,
-        reject,
-        cleanup: () => {
-          if (timer !== undefined) clearTimeout(timer);
-          signal?.removeEventListener("abort", onAbort);
-          freeSpill?.();
-        },
-      };
+      const id = request.requestId;
+      const entry: PendingCall = { kind: "call", index: undefined, queueDeadline: 0, resolve, reject, cleanup: NO_CLEANUP };
       this.#pending.add(id, entry);
       // Behind other calls, this one waits in the ring: its queue deadline is watched.
       if (request.queueDeadlineUnixMs > 0 && this.#pending.size > 1) {
-        this.#pending.watchQueueDeadline(id, request.queueDeadlineUnixMs);
+        this.#pending.watchQueueDeadline(entry, request.queueDeadlineUnixMs);
       }
-      if (request.deadlineUnixMs > 0) {
-        timer = setTimeout(
-          () => abandon(new ChannelError("DEADLINE_EXCEEDED: the call passed its deadline", GrpcStatus.DEADLINE_EXCEEDED)),
-          Math.max(0, request.deadlineUnixMs - Date.now()),
-        );
+      // A call with neither a deadline nor a signal (the common case) needs no closures.
+      if (request.deadlineUnixMs > 0 || signal) {
+        this.#pending.guard(id, entry, request.deadlineUnixMs, signal, () => this.#cancelRemote(id));
       }
-      signal?.addEventListener("abort", onAbort, { once: true });
       try {
-        freeSpill = this.#send(frame, entry);
+        if (this.#sendCall(request, entry)) return;
+        const freeSpill = this.#send(encodeCallFrame(request, false), entry);
+        if (freeSpill) {
+          const disarm = entry.cleanup;
+          entry.cleanup = () => {
+            disarm();
+            freeSpill();
+          };
+        }
       } catch (error) {
         this.#pending.remove(id);
         entry.cleanup();
@@ -224,6 +188,15 @@ export class FastLaneTransport implements WorkerTransport {
     return this.#env.control.cancel(requestId, timeoutMs);
   }
 
+  /** Blobs (the chunked copy path) travel over the control channel. */
+  putBlob(blob: OutboundBlob, deadlineUnixMs: number, signal?: AbortSignal): Promise<void> {
+    return this.#env.control.putBlob(blob, deadlineUnixMs, signal);
+  }
+
+  getBlob(id: string, bytes: number, deadlineUnixMs: number, signal?: AbortSignal): Promise<Uint8Array> {
+    return this.#env.control.getBlob(id, bytes, deadlineUnixMs, signal);
+  }
+
   close(): void {
     if (this.#closed) return;
     this.#fail(new ChannelError("UNAVAILABLE: the worker's fast lane closed", GrpcStatus.UNAVAILABLE), true);
@@ -235,8 +208,9 @@ export class FastLaneTransport implements WorkerTransport {
   doorbell(): void {
     if (this.#closed) return;
     this.#parked = false;
-    this.#spinUntil = performance.now() + this.#spinMs;
-    this.poll(this.#spinUntil - this.#spinMs);
+    const now = performance.now();
+    this.#spinUntil = now + this.#spin.budgetMs;
+    this.poll(now);
   }
 
   /**
@@ -246,7 +220,13 @@ export class FastLaneTransport implements WorkerTransport {
   poll(now: number): boolean {
     if (this.#closed) return false;
     try {
-      if (this.#drain()) this.#spinUntil = now + this.#spinMs;
+      if (this.#drain()) {
+        if (this.#waiting) this.#spin.caught();
+        this.#waiting = false;
+        this.#spinUntil = now + this.#spin.budgetMs;
+      } else {
+        this.#waiting = true;
+      }
       if (this.#pending.size === 0 && this.#backlog.length === 0) return false;
       if (now < this.#spinUntil) {
         keepPolling(this);
@@ -259,10 +239,13 @@ export class FastLaneTransport implements WorkerTransport {
       if (this.#drain()) {
         this.#layout.store(OFF.hostParked, 0);
         this.#parked = false;
-        this.#spinUntil = now + this.#spinMs;
+        this.#spinUntil = now + this.#spin.budgetMs;
         keepPolling(this);
         return true;
       }
+      // A reply the doorbell brings is not one the spin caught.
+      this.#waiting = false;
+      this.#spin.parked();
       return false;
     } catch (error) {
       this.#broken(error);
@@ -271,7 +254,7 @@ export class FastLaneTransport implements WorkerTransport {
   }
 
   #activate(): void {
-    this.#spinUntil = performance.now() + this.#spinMs;
+    this.#spinUntil = performance.now() + this.#spin.budgetMs;
     if (this.#parked) {
       this.#parked = false;
       this.#layout.store(OFF.hostParked, 0);
@@ -302,9 +285,28 @@ export class FastLaneTransport implements WorkerTransport {
     return free;
   }
 
-  #publishRequest(frame: Uint8Array): void {
+  /**
+   * The common case of sending a call: encoded straight into the next request slot. False when
+   * that cannot be done (calls wait in the backlog, the ring is full, or the frame may not fit a
+   * slot); the caller then takes `#send`.
+   */
+  #sendCall(request: WireRequest, entry: PendingCall): boolean {
     const layout = this.#layout;
-    layout.writeRequest(this.#requestHead, frame);
+    if (this.#backlog.length > 0 || ((this.#requestHead - layout.load(OFF.reqTail)) >>> 0) >= layout.slotCount) return false;
+    if (!layout.writeCall(this.#requestHead, request, false)) return false;
+    entry.index = this.#requestHead;
+    this.#advanceRequestHead();
+    this.#activate();
+    return true;
+  }
+
+  #publishRequest(frame: Uint8Array): void {
+    this.#layout.writeRequest(this.#requestHead, frame);
+    this.#advanceRequestHead();
+  }
+
+  #advanceRequestHead(): void {
+    const layout = this.#layout;
     this.#requestHead = (this.#requestHead + 1) >>> 0;
     layout.store(OFF.reqHead, this.#requestHead);
     if (Atomics.exchange(layout.words, OFF.reqParked >>> 2, 0) !== 0) this.#env.wakeWord(OFF.reqHead);
@@ -343,23 +345,10 @@ export class FastLaneTransport implements WorkerTransport {
     layout.store(OFF.respTail, index);
     if (Atomics.exchange(layout.words, OFF.respSpaceParked >>> 2, 0) !== 0) this.#env.wakeWord(OFF.respTail);
     for (const frame of frames) {
-      if (frame instanceof Uint8Array) this.#dispatch(frame);
+      if (frame instanceof Uint8Array) this.#pending.deliverBytes(frame, this.#readSpill);
       else this.#pending.deliverResult(frame);
     }
     return true;
-  }
-
-  /** A reply frame other than a result read in place: spilled, or msgpack. */
-  #dispatch(bytes: Uint8Array): void {
-    if (bytes[0] === RESULT_MARKER) return this.#pending.deliverResult(decodeResultFrame(bytes));
-    const frame = decodeFrame(bytes);
-    if (frame[0] !== FRAME_SPILL) return this.#pending.deliver(frame);
-    if (typeof frame[1] !== "string" || typeof frame[2] !== "number" || frame.length !== 3) {
-      throw new LaneProtocolError(`bad spill frame ${describeFrame(frame)}`);
-    }
-    const spilled = this.#env.readSpill(frame[1], frame[2]);
-    if (spilled[0] === RESULT_MARKER) return this.#pending.deliverResult(decodeResultFrame(spilled));
-    this.#pending.deliver(decodeFrame(spilled));
   }
 
   /** Whether the worker has started (or dropped) the call: its frame is below the counter. */

@@ -75,48 +75,66 @@ const utf8 = new TextEncoder();
 let scratch = new Uint8Array(4096);
 let scratchView = new DataView(scratch.buffer);
 
+/** Bytes a call frame may take: the header, the args, three bytes per UTF-16 unit of text. */
+function callFrameBound(call: WireRequest): number {
+  return CALL_HEADER_BYTES + call.args.byteLength +
+    3 * (call.requestId.length + call.tool.length + call.sessionId.length + call.correlationId.length + call.traceparent.length);
+}
+
 /**
  * Encodes a call frame into a shared scratch buffer: the result is valid until the next call
  * (the caller copies it into a slot at once).
  */
 export function encodeCallFrame(call: WireRequest, stream: boolean): Uint8Array {
-  const texts = [call.requestId, call.tool, call.sessionId, call.correlationId, call.traceparent];
-  let bound = CALL_HEADER_BYTES + call.args.byteLength;
-  for (const text of texts) bound += text.length * 3;
+  const bound = callFrameBound(call);
   if (bound > scratch.byteLength) {
     scratch = new Uint8Array(Math.max(bound, scratch.byteLength * 2));
     scratchView = new DataView(scratch.buffer);
   }
-  const view = scratchView;
-  view.setUint8(0, CALL_MARKER);
-  view.setUint8(1, stream ? 1 : 0);
-  view.setUint8(2, call.encoding);
-  view.setUint8(3, 0);
-  view.setFloat64(4, call.deadlineUnixMs, true);
-  view.setFloat64(12, call.queueDeadlineUnixMs, true);
-  let offset = CALL_HEADER_BYTES;
-  for (let index = 0; index < texts.length; index++) {
-    const written = writeText(texts[index]!, offset);
-    if (written > 0xffff) throw new RangeError(`A call's text field is ${written} bytes, over 65535`);
-    view.setUint16(20 + 2 * index, written, true);
-    offset += written;
-  }
-  view.setUint16(30, 0, true);
-  view.setUint32(32, call.args.byteLength, true);
-  scratch.set(call.args, offset);
-  return scratch.subarray(0, offset + call.args.byteLength);
+  return scratch.subarray(0, encodeCallAt(scratch, scratchView, 0, call, stream));
 }
 
-/** Writes `text` as UTF-8 at `offset` of the scratch buffer; its byte length. */
-function writeText(text: string, offset: number): number {
-  const target = scratch;
+/**
+ * Encodes a call frame at `start` of `target` (`view` over the same bytes), which has room for
+ * `callFrameBound(call)` bytes there; the frame's length.
+ */
+function encodeCallAt(target: Uint8Array, view: DataView, start: number, call: WireRequest, stream: boolean): number {
+  view.setUint8(start, CALL_MARKER);
+  view.setUint8(start + 1, stream ? 1 : 0);
+  view.setUint8(start + 2, call.encoding);
+  view.setUint8(start + 3, 0);
+  view.setFloat64(start + 4, call.deadlineUnixMs, true);
+  view.setFloat64(start + 12, call.queueDeadlineUnixMs, true);
+  let offset = start + CALL_HEADER_BYTES;
+  offset += writeText(target, view, start + 20, call.requestId, offset);
+  offset += writeText(target, view, start + 22, call.tool, offset);
+  offset += writeText(target, view, start + 24, call.sessionId, offset);
+  offset += writeText(target, view, start + 26, call.correlationId, offset);
+  offset += writeText(target, view, start + 28, call.traceparent, offset);
+  view.setUint16(start + 30, 0, true);
+  view.setUint32(start + 32, call.args.byteLength, true);
+  target.set(call.args, offset);
+  return offset + call.args.byteLength - start;
+}
+
+/**
+ * Writes `text` as UTF-8 at `offset` of `target` and its byte length as the u16 at `lengthAt`;
+ * returns the byte length.
+ */
+function writeText(target: Uint8Array, view: DataView, lengthAt: number, text: string, offset: number): number {
+  let written = text.length;
   for (let index = 0; index < text.length; index++) {
     const code = text.charCodeAt(index);
     // Ids and trace context are ASCII: a byte per character, no encoder call.
-    if (code >= 0x80) return utf8.encodeInto(text, target.subarray(offset)).written;
+    if (code >= 0x80) {
+      written = utf8.encodeInto(text, target.subarray(offset, offset + 3 * text.length)).written;
+      break;
+    }
     target[offset + index] = code;
   }
-  return text.length;
+  if (written > 0xffff) throw new RangeError(`A call's text field is ${written} bytes, over 65535`);
+  view.setUint16(lengthAt, written, true);
+  return written;
 }
 
 /** A decoded result frame. */
@@ -150,24 +168,63 @@ function decodeResultAt(bytes: Uint8Array, view: DataView, start: number, length
   }
   const idStart = start + RESULT_HEADER_BYTES;
   const idEnd = idStart + idLength;
-  let id = "";
-  for (let index = idStart; index < idEnd; index++) {
-    const byte = bytes[index]!;
-    if (byte >= 0x80) {
-      id = new TextDecoder().decode(bytes.subarray(idStart, idEnd));
-      break;
-    }
-    id += String.fromCharCode(byte);
-  }
   const end = start + length;
   return {
-    id,
-    data: copy ? bytes.slice(idEnd, end) : bytes.subarray(idEnd, end),
+    id: decodeId(bytes, idStart, idEnd),
+    data: copy ? copyOut(bytes, idEnd, end) : bytes.subarray(idEnd, end),
     encoding: view.getUint8(start + 1),
     decodeNs: view.getFloat64(start + 8, true),
     executeNs: view.getFloat64(start + 16, true),
     encodeNs: view.getFloat64(start + 24, true),
   };
+}
+
+const idCodes: number[] = [];
+
+/**
+ * The request id at `start..end` of `bytes`. Ids are ASCII: one flat string from the character
+ * codes (a string built by `+=` is a rope, flattened again by the map lookup that follows).
+ */
+function decodeId(bytes: Uint8Array, start: number, end: number): string {
+  const codes = idCodes;
+  codes.length = end - start;
+  for (let index = start; index < end; index++) {
+    const byte = bytes[index]!;
+    if (byte >= 0x80) return new TextDecoder().decode(bytes.subarray(start, end));
+    codes[index - start] = byte;
+  }
+  return String.fromCharCode.apply(null, codes);
+}
+
+/** Copies of at most this many bytes are carved from a shared block (see `copyOut`). */
+const POOLED_COPY_BYTES_MAX = 64;
+const COPY_POOL_BYTES = 8192;
+let copyPool = new ArrayBuffer(COPY_POOL_BYTES);
+let copyPoolOffset = COPY_POOL_BYTES;
+
+/**
+ * A copy of `bytes[start..end]` backed by an ArrayBuffer. Not `slice`: a small typed array made
+ * that way has no ArrayBuffer yet (Bun) or lives on the heap (V8), and the msgpack decoder's
+ * first `.buffer` read pays to move it. Small copies (most results: a no-op's is one byte) are
+ * carved from an 8 KiB block, as Node's `Buffer.allocUnsafe` does, so that one allocation serves
+ * hundreds of results; a kept result keeps at most its block alive.
+ */
+function copyOut(bytes: Uint8Array, start: number, end: number): Uint8Array {
+  const length = end - start;
+  if (length > POOLED_COPY_BYTES_MAX) {
+    const copy = new Uint8Array(new ArrayBuffer(length));
+    copy.set(bytes.subarray(start, end));
+    return copy;
+  }
+  if (copyPoolOffset + length > COPY_POOL_BYTES) {
+    copyPool = new ArrayBuffer(COPY_POOL_BYTES);
+    copyPoolOffset = 0;
+  }
+  const copy = new Uint8Array(copyPool, copyPoolOffset, length);
+  // Eight-byte steps keep every copy aligned for a DataView's wider reads.
+  copyPoolOffset += (length + 7) & ~7;
+  for (let index = 0; index < length; index++) copy[index] = bytes[start + index]!;
+  return copy;
 }
 
 /** The lane's shared memory broke the protocol (stale, torn or malformed slot or frame). */
@@ -237,6 +294,22 @@ export class LaneLayout {
   /** Byte offset of response slot `index`. */
   responseSlot(index: number): number {
     return HEADER_BYTES + (this.slotCount + (index & this.#mask)) * this.slotBytes;
+  }
+
+  /**
+   * Encodes call `call` straight into request slot `index` (no scratch copy); false, with nothing
+   * written, when it might not fit a slot (the caller then spills it).
+   */
+  writeCall(index: number, call: WireRequest, stream: boolean): boolean {
+    if (callFrameBound(call) > this.capacity) return false;
+    const offset = this.requestSlot(index);
+    const length = encodeCallAt(this.bytes, this.#view, offset + SLOT_HEADER_BYTES, call, stream);
+    const word = offset >>> 2;
+    this.words[word] = index >>> 0;
+    this.words[word + 1] = this.epoch;
+    this.words[word + 2] = length;
+    this.words[word + 3] = 0;
+    return true;
   }
 
   /** Writes frame `index` into the request ring (the caller publishes the head after). */

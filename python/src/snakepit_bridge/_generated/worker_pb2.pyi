@@ -274,3 +274,33 @@ class CancelResponse(_message.Message):
     FOUND_FIELD_NUMBER: _ClassVar[int]
     found: bool
     def __init__(self, found: _Optional[bool] = ...) -> None: ...
+
+class BlobChunk(_message.Message):
+    __slots__ = ("blob_id", "total_bytes", "data", "offset")
+    BLOB_ID_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_BYTES_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    blob_id: str
+    total_bytes: int
+    data: bytes
+    offset: int
+    def __init__(self, blob_id: _Optional[str] = ..., total_bytes: _Optional[int] = ..., data: _Optional[bytes] = ..., offset: _Optional[int] = ...) -> None: ...
+
+class BlobAck(_message.Message):
+    __slots__ = ("blob_id", "bytes")
+    BLOB_ID_FIELD_NUMBER: _ClassVar[int]
+    BYTES_FIELD_NUMBER: _ClassVar[int]
+    blob_id: str
+    bytes: int
+    def __init__(self, blob_id: _Optional[str] = ..., bytes: _Optional[int] = ...) -> None: ...
+
+class BlobRequest(_message.Message):
+    __slots__ = ("blob_id", "offset", "length")
+    BLOB_ID_FIELD_NUMBER: _ClassVar[int]
+    OFFSET_FIELD_NUMBER: _ClassVar[int]
+    LENGTH_FIELD_NUMBER: _ClassVar[int]
+    blob_id: str
+    offset: int
+    length: int
+    def __init__(self, blob_id: _Optional[str] = ..., offset: _Optional[int] = ..., length: _Optional[int] = ...) -> None: ...

@@ -61,6 +61,16 @@ class WorkerStub:
                 request_serializer=worker__pb2.CancelRequest.SerializeToString,
                 response_deserializer=worker__pb2.CancelResponse.FromString,
                 _registered_method=True)
+        self.PutBlob = channel.stream_unary(
+                '/snakepit.v1.Worker/PutBlob',
+                request_serializer=worker__pb2.BlobChunk.SerializeToString,
+                response_deserializer=worker__pb2.BlobAck.FromString,
+                _registered_method=True)
+        self.GetBlob = channel.unary_stream(
+                '/snakepit.v1.Worker/GetBlob',
+                request_serializer=worker__pb2.BlobRequest.SerializeToString,
+                response_deserializer=worker__pb2.BlobChunk.FromString,
+                _registered_method=True)
 
 
 class WorkerServicer:
@@ -102,6 +112,23 @@ class WorkerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def PutBlob(self, request_iterator, context):
+        """The chunked copy path: a value too big for one message (a tensor or table of at least the
+        pool's chunked-copy threshold that does not travel through shared memory) is uploaded as a
+        blob before its call, and named inside the call's payload (msgpack ext 0x14).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetBlob(self, request, context):
+        """Downloads a part of a blob that a result or stream item named (its payload is wrapped in
+        msgpack ext 0x15, which lists the blobs to fetch before decoding); the last part frees it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_WorkerServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -129,6 +156,16 @@ def add_WorkerServicer_to_server(servicer, server):
                     servicer.Cancel,
                     request_deserializer=worker__pb2.CancelRequest.FromString,
                     response_serializer=worker__pb2.CancelResponse.SerializeToString,
+            ),
+            'PutBlob': grpc.stream_unary_rpc_method_handler(
+                    servicer.PutBlob,
+                    request_deserializer=worker__pb2.BlobChunk.FromString,
+                    response_serializer=worker__pb2.BlobAck.SerializeToString,
+            ),
+            'GetBlob': grpc.unary_stream_rpc_method_handler(
+                    servicer.GetBlob,
+                    request_deserializer=worker__pb2.BlobRequest.FromString,
+                    response_serializer=worker__pb2.BlobChunk.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -267,6 +304,60 @@ class Worker:
             '/snakepit.v1.Worker/Cancel',
             worker__pb2.CancelRequest.SerializeToString,
             worker__pb2.CancelResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PutBlob(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(
+            request_iterator,
+            target,
+            '/snakepit.v1.Worker/PutBlob',
+            worker__pb2.BlobChunk.SerializeToString,
+            worker__pb2.BlobAck.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetBlob(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/snakepit.v1.Worker/GetBlob',
+            worker__pb2.BlobRequest.SerializeToString,
+            worker__pb2.BlobChunk.FromString,
             options,
             channel_credentials,
             insecure,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -41,6 +42,12 @@ class TensorAdapter(Adapter):
     def echo(self, x: Any) -> Any:
         """Returns its argument (an array comes back as an array of the same size)."""
         return x
+
+    @tool
+    def ramps(self, n: int, count: int) -> Iterator[np.ndarray]:
+        """Yields `count` float32 arrays of `n` elements: `np.arange(n) + i` for each i."""
+        for index in range(count):
+            yield np.arange(n, dtype=np.float32) + index
 
     @tool
     def scale(self, x: np.ndarray, factor: float) -> np.ndarray:
