@@ -74,6 +74,15 @@ describe("the chunked copy path (zeroCopy off)", () => {
     ]);
   });
 
+  test("a call aborted while its chunks upload rejects with the abort's reason; the worker keeps serving", async () => {
+    const data = new Float32Array((256 * MIB) / 4).fill(1);
+    const controller = new AbortController();
+    const pending = pool.call("first", { x: data }, { signal: controller.signal });
+    setTimeout(() => controller.abort(new Error("stop uploading")), 5);
+    await assert.rejects(pending, { message: "stop uploading" });
+    assert.equal(await pool.call("first", { x: new Float32Array(CHUNKED / 4).fill(2) }), 2);
+  });
+
   test("the threshold is checked: not an integer in 1..2^30 is refused with its name", async () => {
     await assert.rejects(Pool.start(testPoolOptions({ chunkedCopyThresholdBytes: 0 })), {
       name: "RangeError",

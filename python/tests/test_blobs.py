@@ -309,3 +309,14 @@ def test_a_worker_refuses_a_bad_upload_with_a_status_and_a_missing_blob_as_an_er
     assert response.WhichOneof("outcome") == "error"
     assert response.error.kind == "serialization"
     assert "never uploaded" in response.error.message
+
+
+def test_cancelling_a_call_drops_the_blobs_it_uploaded(copying_worker):
+    put(copying_worker, "w3.1", b"x" * 1000, total=4000)  # A part of an upload the host abandoned.
+    put(copying_worker, "w30.1", b"y" * 8)
+    assert copying_worker.stub.Cancel(worker_pb2.CancelRequest(request_id="w3"), timeout=10).found is False
+    array = numpy.frombuffer(b"y" * 8, dtype=numpy.float32)
+    args = codec.encode({"x": chunked_tensor_arg(array, "w30.1")}, MSGPACK)
+    response = copying_worker.stub.Execute(request("inspect", raw_args=args, request_id="w30"), timeout=10)
+    assert response.WhichOneof("outcome") == "result", "another call's blob is kept"
+    put(copying_worker, "w3.1", b"x" * 4000)  # The abandoned part is gone: a whole upload fits.

@@ -194,8 +194,9 @@ class Lane:
         )
         functions = self._library.functions
         self._wait = functions.snakepit_region_wait_word
-        self._publish = functions.snakepit_region_publish_word
-        self._wake = functions.snakepit_region_wake_word
+        # Publishing and waking never block: they keep the GIL (see native.GIL_HELD).
+        self._publish = self._library.functions_holding_gil.snakepit_region_publish_word
+        self._wake = self._library.functions_holding_gil.snakepit_region_wake_word
         self._handle = region._handle
 
     @staticmethod

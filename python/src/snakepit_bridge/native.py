@@ -83,12 +83,18 @@ def default_library_path() -> str:
     return str(built) if built.exists() else file_name
 
 
+# Calls that never block (an atomic store, at most one futex wake) keep the GIL: releasing and
+# retaking it costs about a microsecond per fast-lane reply and lets another thread in between.
+GIL_HELD = ("snakepit_region_publish_word", "snakepit_region_wake_word")
+
+
 class NativeLibrary:
     """The opened library; every method is synchronous and pointer-free."""
 
-    def __init__(self, path: str, handle: ctypes.CDLL) -> None:
+    def __init__(self, path: str, handle: ctypes.CDLL, held: ctypes.PyDLL | None = None) -> None:
         self.path = path
         self._handle = handle
+        self._held = held if held is not None else handle
 
     def abi_version(self) -> int:
         """The library's ABI version (equals :data:`NATIVE_ABI_VERSION` once loaded)."""
@@ -134,6 +140,11 @@ class NativeLibrary:
     def functions(self) -> ctypes.CDLL:
         """The bound ctypes functions, for the other ``snakepit_bridge.native_*`` modules."""
         return self._handle
+
+    @property
+    def functions_holding_gil(self) -> ctypes.CDLL:
+        """The calls of :data:`GIL_HELD` bound without releasing the GIL (they never block)."""
+        return self._held
 
     def limits(self) -> dict[str, int]:
         """The library's limits and layout constants, by the names of :data:`LIMIT_NAMES`."""
@@ -267,7 +278,12 @@ def _open(path: str) -> NativeLibrary:
             ) from error
         function.argtypes = [_CTYPES[parameter] for parameter in symbol.parameters]
         function.restype = _CTYPES[symbol.result]
-    return NativeLibrary(path, handle)
+    held = ctypes.PyDLL(path, handle=handle._handle)
+    for name in GIL_HELD:
+        function, symbol = getattr(held, name), SYMBOLS[name]
+        function.argtypes = [_CTYPES[parameter] for parameter in symbol.parameters]
+        function.restype = _CTYPES[symbol.result]
+    return NativeLibrary(path, handle, held)
 
 
 def _readable_pointer(data: bytes | bytearray | memoryview) -> tuple[object, int]:

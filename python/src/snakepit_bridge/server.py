@@ -184,6 +184,9 @@ class WorkerServicer(worker_pb2_grpc.WorkerServicer):
         # A lean lane call has no context to cancel, but it is running: report it found, so
         # the host applies its grace-then-kill rule.
         found = ctx is not None or (request.request_id != "" and request.request_id == self.lane_call)
+        if request.request_id:
+            # Blobs uploaded for a call that will not run (or not claimed by one that does).
+            self._broker.blobs.discard_call(request.request_id)
         return worker_pb2.CancelResponse(found=found)
 
     def PutBlob(
