@@ -44,7 +44,7 @@ run_junit_suite "python (pytest)" "$results/pytest.xml" 900 \
   $PY -m pytest python/tests -q -p no:cacheprovider --junitxml="$results/pytest.xml"
 
 run_junit_suite "typescript (bun)" "$results/bun.xml" 1200 \
-  node_modules/.bin/bun test --reporter=junit --reporter-outfile="$results/bun.xml" tests/
+  node_modules/.bin/bun test --timeout 60000 --reporter=junit --reporter-outfile="$results/bun.xml" tests/
 
 run_junit_suite "typescript (deno)" "$results/deno.xml" 1200 \
   node_modules/.bin/deno test -A --junit-path="$results/deno.xml" tests/
@@ -53,7 +53,7 @@ run_junit_suite "typescript (deno)" "$results/deno.xml" 1200 \
 # this one forces gRPC through $SNAKEPIT_TRANSPORT (both transports carry the same semantics).
 mapfile -t pool_tests < <(grep -l "Pool.start" tests/*.test.ts | grep -v fast_lane)
 SNAKEPIT_TRANSPORT=grpc run_junit_suite "ts over grpc (bun)" "$results/bun-grpc.xml" 1200 \
-  node_modules/.bin/bun test --reporter=junit --reporter-outfile="$results/bun-grpc.xml" "${pool_tests[@]}"
+  node_modules/.bin/bun test --timeout 60000 --reporter=junit --reporter-outfile="$results/bun-grpc.xml" "${pool_tests[@]}"
 
 SNAKEPIT_TRANSPORT=grpc run_junit_suite "ts over grpc (deno)" "$results/deno-grpc.xml" 1200 \
   node_modules/.bin/deno test -A --junit-path="$results/deno-grpc.xml" "${pool_tests[@]}"
