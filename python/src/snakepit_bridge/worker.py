@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import ctypes
 import importlib
 import json
 import logging
@@ -19,8 +18,6 @@ import re
 import select
 import signal
 import sys
-import threading
-import time
 import traceback
 from concurrent import futures
 from typing import Any, NoReturn
@@ -31,6 +28,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from snakepit_bridge._generated import worker_pb2_grpc
 from snakepit_bridge import log_records
 from snakepit_bridge.adapter import Adapter
+from snakepit_bridge.process_hygiene import ProcessHygiene, flush_stdio
 from snakepit_bridge.server import MAX_MESSAGE_BYTES, PROTOCOL_VERSION, WorkerIdentity
 from snakepit_bridge.server import WorkerServicer
 from snakepit_bridge.tensors import RegionBroker
@@ -39,14 +37,11 @@ EXIT_STARTUP_ERROR = 3
 EXIT_USAGE = 2
 EXIT_LANE_BROKEN = 70
 GRACE_S = 2.0
-PARENT_POLL_S = 0.2
-# Safety-net timeouts of the blocking waits (signal wake-up pipe, parent pidfd).
+# Safety-net timeout of the main thread's blocking wait (the signal wake-up pipe).
 STOP_POLL_IDLE_S = 5.0
-PARENT_POLL_IDLE_S = 5.0
 SPARE_THREADS = 4  # Ping, Describe, Cancel and health always find a thread.
 FLOW_CONTROL_WINDOW_BYTES = 16 * 1024 * 1024
 SOCKET_PATH_BYTES_MAX = 107  # sun_path is 108 bytes on Linux, NUL included.
-PR_SET_PDEATHSIG = 1
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 SERVICE_NAME = "snakepit.v1.Worker"
 _ADAPTER_SPEC = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
@@ -88,65 +83,6 @@ class ProtocolChannel:
         data = line.encode("utf-8", errors="replace")
         while data:
             data = data[os.write(self._fd, data) :]
-
-
-class ProcessHygiene:
-    """Makes the worker die with its parent and take its own children along."""
-
-    def __init__(self, parent_pid: int | None) -> None:
-        self._initial_ppid = os.getppid()
-        self._parent_pid = parent_pid
-        # Set once bound: when the host is gone nobody else will remove the socket, nor the
-        # host's private socket directory once its last worker's socket is gone.
-        self.socket_path: str | None = None
-
-    def arm(self) -> None:
-        if os.getsid(0) != os.getpid():
-            try:
-                os.setsid()
-            except PermissionError:
-                # Already a process-group leader (the host spawned us in our own group): that
-                # group is ours, which is all killpg needs.
-                logger.debug("setsid refused; staying in process group %d", os.getpgrp())
-        _arm_parent_death_signal()
-        # The parent may have died between our fork and prctl, when no signal was armed yet.
-        if self.parent_gone():
-            logger.error("parent process is already gone; exiting")
-            self.kill_group()
-        threading.Thread(target=self._watch, name="snakepit-parent-watch", daemon=True).start()
-
-    def parent_gone(self) -> bool:
-        if os.getppid() != self._initial_ppid:
-            return True
-        if self._parent_pid is not None and self._parent_pid != self._initial_ppid:
-            return not _pid_alive(self._parent_pid)
-        return False
-
-    def kill_group(self) -> NoReturn:
-        if self.socket_path is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(self.socket_path)
-            with contextlib.suppress(OSError):
-                os.rmdir(os.path.dirname(self.socket_path))  # Fails while a sibling's socket remains.
-        _flush_stdio()
-        # Only a group we lead is ours to kill: never signal the host's group.
-        if os.getpgrp() == os.getpid():
-            os.killpg(0, signal.SIGKILL)
-        os.kill(os.getpid(), signal.SIGKILL)
-        raise SystemExit(1)  # Unreachable; keeps the type checker honest.
-
-    def _watch(self) -> None:
-        # An idle worker must cost no CPU: block on a pidfd of the parent (readable when it exits)
-        # where Linux offers one, and poll getppid() only as the fallback and safety net.
-        parent_fd = _open_pidfd(self._parent_pid or self._initial_ppid)
-        while True:
-            if parent_fd is not None:
-                select.select([parent_fd], [], [], PARENT_POLL_IDLE_S)
-            else:
-                time.sleep(PARENT_POLL_S)
-            if self.parent_gone():
-                logger.error("parent process died; killing the worker's process group")
-                self.kill_group()
 
 
 def main(argv: list[str] | None = None) -> NoReturn:
@@ -194,19 +130,8 @@ def main(argv: list[str] | None = None) -> NoReturn:
     if hygiene.parent_gone():
         hygiene.kill_group()
     _terminate_own_children()
-    _flush_stdio()
+    flush_stdio()
     os._exit(0)  # Threads stuck in an uncancellable tool must not hold the exit hostage.
-
-
-def _open_pidfd(pid: int) -> int | None:
-    """A pidfd of `pid` (Linux 5.3+), or None where the platform has none."""
-    opener = getattr(os, "pidfd_open", None)
-    if opener is None:
-        return None
-    try:
-        return int(opener(pid))
-    except OSError:
-        return None
 
 
 def _start_lane(
@@ -236,7 +161,7 @@ def _lane_broken(error: BaseException) -> None:
     # Shared memory that broke the protocol is never trusted again: exit, and the host's
     # supervisor replaces this worker (the stderr tail carries the reason).
     logger.error("fast lane protocol error, exiting for a restart: %s", error)
-    _flush_stdio()
+    flush_stdio()
     os._exit(EXIT_LANE_BROKEN)
 
 
@@ -383,7 +308,7 @@ def _fail(protocol: ProtocolChannel, failure: StartupError, exit_code: int) -> N
             "traceback": formatted,
         }
     )
-    _flush_stdio()
+    flush_stdio()
     os._exit(exit_code)
 
 
@@ -415,35 +340,6 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
     return value
-
-
-def _arm_parent_death_signal() -> None:
-    if not sys.platform.startswith("linux"):
-        return  # Elsewhere the parent watcher alone notices the parent's death.
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0) != 0:
-        logger.warning("prctl(PR_SET_PDEATHSIG) failed: errno %d", ctypes.get_errno())
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A dead parent nobody has reaped yet is a zombie: it still answers kill(0).
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as stat:
-            return stat.read().rsplit(b")", 1)[1].split()[0] != b"Z"
-    except (OSError, IndexError):
-        return True
-
-
-def _flush_stdio() -> None:
-    for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(Exception):
-            stream.flush()
 
 
 if __name__ == "__main__":
