@@ -21,6 +21,7 @@ from snakepit_bridge.blobs import (
     EXT_BLOBBED_PAYLOAD,
     BlobError,
     BlobStore,
+    blob_ext,
     blob_ref,
 )
 from snakepit_bridge.errors import SerializationError
@@ -49,13 +50,9 @@ def chunks(
     ]
 
 
-def blob_ext(blob_id: str, nbytes: int) -> msgpack.ExtType:
-    return msgpack.ExtType(EXT_BLOB, msgpack.packb([blob_id, nbytes]))
-
-
 def chunked_tensor_arg(array: numpy.ndarray, blob_id: str) -> msgpack.ExtType:
     """An INLINE_TENSOR whose bytes are named by a blob, as the host encodes big copied arrays."""
-    body = [array.dtype.name, list(array.shape), blob_ext(blob_id, array.nbytes), 0]
+    body = [array.dtype.name, list(array.shape), blob_ext((blob_id, array.nbytes)), 0]
     return msgpack.ExtType(tensor_wire.EXT_INLINE_TENSOR, msgpack.packb(body, use_bin_type=True))
 
 
@@ -152,7 +149,7 @@ def test_unclaimed_blobs_expire_and_a_call_drops_its_own():
 def test_an_offered_blob_streams_in_chunks_once():
     store = BlobStore()
     data = numpy.arange(CHUNK_BYTES // 4 + 10, dtype=numpy.float32).view(numpy.uint8)
-    ref = blob_ref(store.offer("r9", data))
+    ref = store.offer("r9", data)
     assert ref is not None and ref[0].startswith("r9.r") and ref[1] == data.nbytes
     pieces = list(store.send(ref[0]))
     assert [len(piece) for piece in pieces] == [CHUNK_BYTES, 40]
@@ -165,7 +162,7 @@ def test_an_offered_blob_streams_in_chunks_once():
 def test_an_offered_blob_is_sent_in_ranges_and_freed_by_the_last():
     store = BlobStore()
     data = bytes(range(256)) * 4
-    blob_id, _ = blob_ref(store.offer("r8", data))
+    blob_id, _ = store.offer("r8", data)
     assert b"".join(store.send(blob_id, 0, 1000)) == data[:1000], "a range short of the end keeps it"
     with pytest.raises(BlobError, match=r"holds 1024 bytes; bytes 1000 to 1030 are outside it") as caught:
         store.send(blob_id, 1000, 30)

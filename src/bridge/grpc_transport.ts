@@ -62,6 +62,11 @@ function outcomeFromReply(reply: Wire): WireOutcome {
   };
 }
 
+/** A call's options: its absolute deadline (Unix ms), 0 for none. */
+function callOptions(deadlineUnixMs: number): grpc.CallOptions {
+  return deadlineUnixMs > 0 ? { deadline: deadlineUnixMs } : {};
+}
+
 function channelError(error: grpc.ServiceError | Error): ChannelError {
   const code = (error as grpc.ServiceError).code ?? grpc.status.UNKNOWN;
   const details = (error as grpc.ServiceError).details ?? error.message;
@@ -93,7 +98,7 @@ export class GrpcTransport implements WorkerTransport {
   execute(request: WireRequest, signal?: AbortSignal): Promise<WireOutcome> {
     return new Promise((resolve, reject) => {
       if (signal?.aborted) return reject(new ChannelError("CANCELLED: aborted before sending", grpc.status.CANCELLED));
-      const options: grpc.CallOptions = request.deadlineUnixMs > 0 ? { deadline: request.deadlineUnixMs } : {};
+      const options = callOptions(request.deadlineUnixMs);
       // The hand-written codec (`_execute_wire.ts`): proto-loader's object conversions cost
       // several microseconds a call; replies it does not know go through proto-loader.
       const call = this.#client.makeUnaryRequest(
@@ -115,7 +120,7 @@ export class GrpcTransport implements WorkerTransport {
 
   async *stream(request: WireRequest, signal?: AbortSignal): AsyncIterable<WireStreamEvent> {
     if (signal?.aborted) throw new ChannelError("CANCELLED: aborted before sending", grpc.status.CANCELLED);
-    const options: grpc.CallOptions = request.deadlineUnixMs > 0 ? { deadline: request.deadlineUnixMs } : {};
+    const options = callOptions(request.deadlineUnixMs);
     const call: grpc.ClientReadableStream<Wire> = this.#client.ExecuteStream(toWireMessage(request), options);
     const onAbort = () => call.cancel();
     signal?.addEventListener("abort", onAbort, { once: true });
@@ -202,7 +207,7 @@ export class GrpcTransport implements WorkerTransport {
   #putPart(blob: OutboundBlob, start: number, deadlineUnixMs: number, signal?: AbortSignal): Promise<void> {
     return new Promise((resolve, reject) => {
       if (signal?.aborted) return reject(new ChannelError("CANCELLED: aborted before sending", grpc.status.CANCELLED));
-      const options: grpc.CallOptions = deadlineUnixMs > 0 ? { deadline: deadlineUnixMs } : {};
+      const options = callOptions(deadlineUnixMs);
       const onAbort = () => call.cancel();
       const call: grpc.ClientWritableStream<Wire> = this.#client.PutBlob(options, (error: grpc.ServiceError | null) => {
         signal?.removeEventListener("abort", onAbort);
@@ -242,7 +247,7 @@ export class GrpcTransport implements WorkerTransport {
   /** Downloads `length` bytes of blob `id` from `offset` into `out` at the same offset. */
   async #getPart(id: string, out: Uint8Array, offset: number, length: number, deadlineUnixMs: number, signal?: AbortSignal): Promise<void> {
     if (signal?.aborted) throw new ChannelError("CANCELLED: aborted before sending", grpc.status.CANCELLED);
-    const options: grpc.CallOptions = deadlineUnixMs > 0 ? { deadline: deadlineUnixMs } : {};
+    const options = callOptions(deadlineUnixMs);
     const call: grpc.ClientReadableStream<Wire> = this.#client.GetBlob({ blob_id: id, offset, length }, options);
     const onAbort = () => call.cancel();
     signal?.addEventListener("abort", onAbort, { once: true });

@@ -116,7 +116,7 @@ export class CallTransfer {
     const blobs = this.outboundBlobs ??= [];
     const id = `${this.requestId}.${blobs.length + 1}`;
     blobs.push({ id, data: bytes });
-    this.#moved!.chunkedBytes += bytes.byteLength;
+    this.noteChunked(bytes.byteLength);
     return new BlobRef([id, bytes.byteLength]);
   }
 

@@ -177,15 +177,15 @@ class BlobStore:
 
     # --- results (worker to host) ---------------------------------------------------------
 
-    def offer(self, request_id: str, data: Any) -> Any:
-        """Keeps ``data`` (a buffer) as an outbound blob; the ext that names it in a payload."""
+    def offer(self, request_id: str, data: Any) -> tuple[str, int]:
+        """Keeps ``data`` (a buffer) as an outbound blob; its ``(id, bytes)`` (``blob_ext``)."""
         view = memoryview(data).cast("B")
         blob_id = f"{request_id}.r{next(self._serial)}"
         now = time.monotonic()
         with self._lock:
             self._sweep_locked(now)
             self._outbound[blob_id] = (view, now)
-        return msgpack.ExtType(EXT_BLOB, msgpack.packb([blob_id, len(view)]))
+        return blob_id, len(view)
 
     def send(self, blob_id: str, offset: int = 0, length: int = 0) -> Iterator[bytes]:
         """The chunks of ``length`` bytes (0: to the end) of outbound ``blob_id`` from ``offset``.
@@ -243,6 +243,11 @@ class BlobStore:
         if self._partial:
             for blob_id in [key for key, entry in self._partial.items() if entry.created < limit]:
                 del self._partial[blob_id]
+
+
+def blob_ext(ref: tuple[str, int]) -> msgpack.ExtType:
+    """The ext 0x14 that names blob ``(id, bytes)`` in a payload."""
+    return msgpack.ExtType(EXT_BLOB, msgpack.packb(list(ref)))
 
 
 def blob_ref(value: Any) -> tuple[str, int] | None:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from snakepit_bridge import tensor_wire
-from snakepit_bridge.blobs import blob_ref
+from snakepit_bridge.blobs import blob_ext, blob_ref
 from snakepit_bridge._tensor_support import (
     access_error,
     dtype_name,
@@ -106,13 +106,11 @@ class CallRegions:
 
     def _offer(self, data: Any) -> Any:
         """Keeps a result value's bytes as an outbound blob; the ext that names it."""
-        ext = self._broker.blobs.offer(self.request_id, data)
-        ref = blob_ref(ext)
-        assert ref is not None
+        ref = self._broker.blobs.offer(self.request_id, data)
         if self._blobs is None:
             self._blobs = []
         self._blobs.append(ref)
-        return ext
+        return blob_ext(ref)
 
     def take_blobs(self) -> list[tuple[str, int]] | None:
         """The blobs the payload just encoded names (the host fetches them before decoding)."""
