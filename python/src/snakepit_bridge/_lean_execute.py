@@ -37,6 +37,9 @@ class LeanCall:
 
 
 LEAN_CALL = LeanCall()
+_MSGPACK = worker_pb2.ENCODING_MSGPACK
+_EMPTY_MAP = b"\x80"
+_MSGPACK_NIL = b"\xc0"
 
 
 def execute_lean(
@@ -54,15 +57,20 @@ def execute_lean(
     args = request.args
     started = time.perf_counter_ns()
     try:
-        encoding = codec.resolve_encoding(args.encoding)
+        encoding = args.encoding
+        if encoding != _MSGPACK:
+            encoding = codec.resolve_encoding(encoding)
         data = args.data
-        arguments = codec.decode(data, encoding, regions) if data else None
-        if arguments is None:
-            arguments = {}
-        if not isinstance(arguments, dict) or (
-            arguments and not all(isinstance(key, str) for key in arguments)
-        ):
-            return None
+        if not data or (data == _EMPTY_MAP and encoding == _MSGPACK):
+            arguments: Any = {}  # No arguments (the commonest payload): nothing to decode.
+        else:
+            arguments = codec.decode(data, encoding, regions)
+            if arguments is None:
+                arguments = {}
+            elif not isinstance(arguments, dict) or not all(
+                isinstance(key, str) for key in arguments
+            ):
+                return None
         tool.bind(arguments)
     except Exception:  # noqa: BLE001 - the general path decodes again and reports it
         return None
@@ -89,7 +97,10 @@ def execute_lean(
         timing.execute_ns = executed - decoded
     del arguments  # Argument arrays must not keep their regions mapped while encoding.
     try:
-        data = encode_result(result, encoding, regions)
+        # None (a tool run for its effect) is one byte in msgpack: no encoder set up for it.
+        data = _MSGPACK_NIL if result is None and encoding == _MSGPACK else (
+            encode_result(result, encoding, regions)
+        )
     except BaseException as exc:  # noqa: BLE001
         response.error.CopyFrom(safe_payload(exc))
         return response
