@@ -21,7 +21,9 @@ Kept in step with src/bridge/lane/ring.ts (tests on both sides check the same la
 from __future__ import annotations
 
 import ctypes
+import functools
 import struct
+from collections.abc import Callable
 from typing import Any
 
 import msgpack
@@ -73,6 +75,7 @@ FRAME_SPILL = 9  # [9, region name, frame bytes]: the frame lies in a region of 
 _SLOT_HEADER = struct.Struct("<IIII")
 _WORD = struct.Struct("<I")
 _OK = STATUS_CODES["ok"]
+OK_STATUS = _OK
 _TIMED_OUT = STATUS_CODES["timed_out"]
 
 
@@ -121,6 +124,34 @@ class Ring:
             )
         start = offset + SLOT_HEADER_BYTES
         return bytes(self._view[start : start + length])
+
+    def write_result(
+        self,
+        index: int,
+        request_id: bytes,
+        data: bytes,
+        encoding: int,
+        decode_ns: int,
+        execute_ns: int,
+        encode_ns: int,
+    ) -> bool:
+        """Writes the result frame `encode_result` would make straight into slot `index` (no
+        frame bytes built first); False, writing nothing, when it does not fit a slot."""
+        id_length = len(request_id)
+        length = _RESULT_HEADER.size + id_length + len(data)
+        if length > self.capacity:
+            return False
+        view = self._view
+        offset = self._base + (index & self._mask) * self._slot_bytes
+        start = offset + _SLOT_RESULT_HEADER.size
+        view[start : start + id_length] = request_id
+        start += id_length
+        view[start : start + len(data)] = data
+        _SLOT_RESULT_HEADER.pack_into(
+            view, offset, index & U32_MASK, self._epoch, length, 0,
+            RESULT_MARKER, encoding, id_length, len(data), decode_ns, execute_ns, encode_ns,
+        )
+        return True
 
     def patch_header(self, index: int, word: int, value: int) -> None:
         """Overwrites word `word` (0 sequence, 1 epoch, 2 length) of slot `index`'s header: for
@@ -245,10 +276,20 @@ class Lane:
             self._handle, offset, value & U32_MASK, parked_offset, ctypes.byref(out)
         )
         if status != _OK:
-            raise LaneProtocolError(
-                f"publishing lane word {offset} failed: {self._library.status_name(status)}"
-            )
+            raise self.publish_failed(offset, status)
         return out.value != 0
+
+    def publisher(self, offset: int) -> Callable[[int, int, Any], int]:
+        """The native publish bound to this lane and the word at `offset`, for a hot path that
+        calls it as `(value, parked_offset, ctypes.byref(out))` and checks the status itself
+        (`publish_failed`): one C-level call, no Python frame."""
+        return functools.partial(self._publish, self._handle, offset)
+
+    def publish_failed(self, offset: int, status: int) -> LaneProtocolError:
+        """The error of a publish (by `publisher`) that returned `status`."""
+        return LaneProtocolError(
+            f"publishing lane word {offset} failed: {self._library.status_name(status)}"
+        )
 
     def wake(self, offset: int) -> None:
         self._wake(self._handle, offset)
@@ -302,6 +343,8 @@ CALL_MARKER = 0x01
 RESULT_MARKER = 0x02
 _CALL_HEADER = struct.Struct("<BBBxddHHHHHxxI")
 _RESULT_HEADER = struct.Struct("<BBHIddd")
+# A slot's header and a result frame's header, packed in one go (`Ring.write_result`).
+_SLOT_RESULT_HEADER = struct.Struct("<IIII" + _RESULT_HEADER.format[1:])
 
 
 def encode_call(frame: list[Any]) -> bytes:
@@ -317,29 +360,36 @@ def encode_call(frame: list[Any]) -> bytes:
 
 
 def _decode_call(data: bytes, index: int) -> list[Any]:
-    if len(data) < _CALL_HEADER.size:
+    size = _CALL_HEADER.size
+    if len(data) < size:
         raise LaneProtocolError(f"frame {index}: a call frame of {len(data)} bytes is truncated")
-    marker, flags, encoding, deadline, queue_deadline, *lengths, args_length = (
-        _CALL_HEADER.unpack_from(data)
-    )
-    if sum(lengths) + args_length + _CALL_HEADER.size != len(data):
+    (
+        marker, flags, encoding, deadline, queue_deadline,
+        id_length, tool_length, session_length, correlation_length, traceparent_length,
+        args_length,
+    ) = _CALL_HEADER.unpack_from(data)
+    # Unrolled (one offset per text): this runs for every call.
+    tool_at = size + id_length
+    session_at = tool_at + tool_length
+    correlation_at = session_at + session_length
+    traceparent_at = correlation_at + correlation_length
+    args_at = traceparent_at + traceparent_length
+    if args_at + args_length != len(data):
         raise LaneProtocolError(
             f"frame {index}: a call frame's lengths do not add up to its {len(data)} bytes"
         )
-    texts = []
-    offset = _CALL_HEADER.size
     try:
-        for length in lengths:
-            # An empty field (no session, say) is common: no slice, no decode.
-            texts.append(data[offset : offset + length].decode() if length else "")
-            offset += length
+        request_id = data[size:tool_at].decode()
+        tool = data[tool_at:session_at].decode()
+        # An empty field (no session, say) is common: no slice, no decode.
+        session = data[session_at:correlation_at].decode() if session_length else ""
+        correlation = data[correlation_at:traceparent_at].decode() if correlation_length else ""
+        traceparent = data[traceparent_at:args_at].decode() if traceparent_length else ""
     except UnicodeDecodeError as error:
         raise LaneProtocolError(f"frame {index}: a call frame's text is not UTF-8: {error}")
-    request_id, tool, session, correlation, traceparent = texts
-    args = data[offset:]
     return [
-        marker, request_id, tool, args, encoding, session, deadline, correlation, traceparent,
-        bool(flags & 1), queue_deadline,
+        marker, request_id, tool, data[args_at:], encoding, session, deadline, correlation,
+        traceparent, bool(flags & 1), queue_deadline,
     ]
 
 

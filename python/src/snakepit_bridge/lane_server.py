@@ -46,7 +46,6 @@ from snakepit_bridge.lane import (
     Lane,
     LaneProtocolError,
     decode_frame,
-    encode_result as encode_result_frame,
 )
 from snakepit_bridge.lane_rpc import RpcContext, execute_request
 from snakepit_bridge.lane_spin import AdaptiveSpin
@@ -66,6 +65,7 @@ PARK_TIMEOUT_NS = 2_000_000_000
 STARTED_FENCE_MARGIN_MS = 50.0
 _MSGPACK = worker_pb2.ENCODING_MSGPACK
 _MSGPACK_NIL = b"\xc0"
+_EMPTY_MAP = b"\x80"
 
 
 _active: LaneServer | None = None
@@ -282,9 +282,7 @@ class LaneServer:
         _, request_id, tool_name, _args, _encoding, _session, deadline, _corr, _tp, _, _ = frame
         tool = self._servicer.lean_tool(tool_name) if lean else None
         if tool is not None and (not deadline or deadline > time.time() * 1000):
-            reply = self._lean_call(tool, frame)
-            if reply is not None:
-                self._send(reply)
+            if self._lean_call(tool, frame):
                 return
         context = RpcContext()
         with self._contexts_lock:
@@ -299,70 +297,96 @@ class LaneServer:
             return
         timing = response.timing
         result = response.result
-        self._send(
-            encode_result_frame(
-                request_id,
-                result.data,
-                result.encoding,
-                timing.decode_ns,
-                timing.execute_ns,
-                timing.encode_ns,
-            )
+        self._writer.send_result(
+            request_id,
+            result.data,
+            result.encoding,
+            timing.decode_ns,
+            timing.execute_ns,
+            timing.encode_ns,
         )
 
-    def _lean_call(self, tool: Any, frame: list[Any]) -> bytes | None:
-        """A plain sync tool without ctx: decode, bind, run, encode, with no per-call objects
-        but its (lazy, usually empty) `CallRegions`.
+    def _lean_call(self, tool: Any, frame: list[Any]) -> bool:
+        """A plain sync tool without ctx: decode, bind, run, encode, reply, with no per-call
+        objects but its `CallRegions`, and none of those for a call without arguments.
 
-        Returns None (the caller takes the servicer's path, which reports the error properly)
-        when the arguments do not decode to a fitting map.
+        False (nothing sent: the caller takes the servicer's path, which reports the error
+        properly) when the arguments do not decode to a fitting map.
         """
-        regions = self._servicer.broker.call(frame[1])
+        args, encoding = frame[3], frame[4]
+        if encoding != _MSGPACK:
+            try:
+                encoding = codec.resolve_encoding(encoding)
+            except Exception:  # noqa: BLE001 - reported by the servicer's path
+                return False
+        broker = self._servicer.broker
+        no_arguments = not args or (args == _EMPTY_MAP and encoding == _MSGPACK)
+        regions = None if no_arguments else broker.call(frame[1])
         try:
-            return self._lean_call_with(tool, frame, regions)
+            return self._lean_call_with(tool, frame, encoding, regions)
         finally:
             # After the call's frame is gone, so the argument regions usually close at once.
-            regions.close()
+            if regions is not None:
+                regions.close()
+            else:
+                broker.sweep_if_due()
 
-    def _lean_call_with(self, tool: Any, frame: list[Any], regions: CallRegions) -> bytes | None:
-        request_id, args, encoding = frame[1], frame[3], frame[4]
-        correlation, traceparent = frame[7], frame[8]
+    def _lean_call_with(
+        self, tool: Any, frame: list[Any], encoding: int, regions: CallRegions | None
+    ) -> bool:
+        request_id, args = frame[1], frame[3]
         started = time.perf_counter_ns()
+        if regions is None:
+            arguments: Any = {}
+        else:
+            try:
+                arguments = codec.decode(args, encoding, regions)
+                if not isinstance(arguments, dict):
+                    return False
+                for key in arguments:
+                    if not isinstance(key, str):
+                        return False
+            except Exception:  # noqa: BLE001 - reported by the servicer's path
+                return False
         try:
-            encoding = codec.resolve_encoding(encoding)
-            arguments = codec.decode(args, encoding, regions) if args else {}
-            if not isinstance(arguments, dict):
-                return None
-            for key in arguments:
-                if not isinstance(key, str):
-                    return None
             tool.bind(arguments)
         except Exception:  # noqa: BLE001 - reported by the servicer's path
-            return None
+            return False
         decoded = time.perf_counter_ns()
         servicer = self._servicer
         servicer.lane_call = request_id
-        token = log_records.bind_call(correlation, traceparent)
+        token = log_records.bind_call(frame[7], frame[8])
         try:
             result = tool.function(**arguments)
         except BaseException as error:  # noqa: BLE001 - every failure is reported as data
-            return self._error_reply(request_id, error)
+            self._send(self._error_reply(request_id, error))
+            return True
         finally:
             log_records.unbind_call(token)
             servicer.lane_call_done()
         executed = time.perf_counter_ns()
+        del arguments  # Argument arrays must not keep their regions mapped while encoding.
         try:
             # None (a tool run for its effect) is one byte in msgpack: no encoder set up for it.
             if result is None and encoding == _MSGPACK:
                 data = _MSGPACK_NIL
+            elif regions is None:
+                # Made only now: a call without arguments may still return tensors.
+                result_regions = servicer.broker.call(request_id)
+                try:
+                    data = encode_result(result, encoding, result_regions)
+                finally:
+                    result_regions.close()
             else:
                 data = encode_result(result, encoding, regions)
         except BaseException as error:  # noqa: BLE001
-            return self._error_reply(request_id, error)
+            self._send(self._error_reply(request_id, error))
+            return True
         encoded = time.perf_counter_ns()
-        return encode_result_frame(
+        self._writer.send_result(
             request_id, data, encoding, decoded - started, executed - decoded, encoded - executed
         )
+        return True
 
     def _error_reply(self, request_id: str, error: BaseException) -> bytes:
         from snakepit_bridge._server_support import safe_payload

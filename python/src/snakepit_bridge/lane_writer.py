@@ -8,6 +8,7 @@ it); a full ring makes the sender spin, then park until the host frees a slot; t
 from __future__ import annotations
 
 import collections
+import ctypes
 import logging
 import os
 import threading
@@ -20,6 +21,7 @@ from snakepit_bridge.lane import (
     OFF_RESP_HEAD,
     OFF_RESP_SPACE_PARKED,
     OFF_RESP_TAIL,
+    OK_STATUS,
     U32_MASK,
     Lane,
     encode_result,
@@ -45,38 +47,80 @@ class ResponseWriter:
         self._capacity = lane.responses.capacity
         self._slot_count = lane.slot_count
         self._out = lane.out_word()  # Native out-word, used under the lock.
+        self._out_ref = ctypes.byref(self._out)
+        self._publish_head = lane.publisher(OFF_RESP_HEAD)
         self._spills: collections.deque[tuple[int, Region]] = collections.deque()
         self._packb = msgpack.Packer(use_bin_type=True).pack
         self.stopping = False
 
     def send(self, frame: bytes) -> None:
         """Publishes `frame` as the next response; waits for a free slot if the ring is full."""
-        lane = self._lane
         with self._lock:
             if len(frame) > self._capacity:
                 frame = self._spill(frame)
-            head = self._head
-            tail = self._tail
-            # The tail last read is a lower bound: reread it only when it says the ring is full,
-            # or when spilled frames wait to be closed.
-            if (head - tail) & U32_MASK >= self._slot_count or self._spills:
-                tail = self._tail = lane.load(OFF_RESP_TAIL)
-            while (head - tail) & U32_MASK >= self._slot_count:
-                waited = lane.wait(
-                    OFF_RESP_TAIL,
-                    tail,
-                    OFF_RESP_SPACE_PARKED,
-                    self._spin_ns,
-                    self._park_timeout_ns,
-                    self._out,
-                )
-                if self.stopping:
-                    return
-                tail = self._tail = lane.load(OFF_RESP_TAIL) if waited is None else waited
-            self._ring.write(head, frame)
+            tail = self._slot_free()
+            if tail is None:
+                return
+            self._ring.write(self._head, frame)
             self._publish_next()
             if self._spills:
                 self._close_read_spills(tail)
+
+    def send_result(
+        self,
+        request_id: str,
+        data: bytes,
+        encoding: int,
+        decode_ns: int,
+        execute_ns: int,
+        encode_ns: int,
+    ) -> None:
+        """Publishes a call's result frame, written straight into its slot when it fits one
+        (the common case: no frame bytes are built), else as `send` does."""
+        identifier = request_id.encode()
+        with self._lock:
+            head = self._head
+            # Inlined (this runs for every call): the ring has room by the tail last read, no
+            # spill waits to be closed, and the frame fits its slot.
+            if (
+                (head - self._tail) & U32_MASK < self._slot_count
+                and not self._spills
+                and self._ring.write_result(
+                    head, identifier, data, encoding, decode_ns, execute_ns, encode_ns
+                )
+            ):
+                head = self._head = (head + 1) & U32_MASK
+                status = self._publish_head(head, OFF_HOST_PARKED, self._out_ref)
+                if status != OK_STATUS:
+                    raise self._lane.publish_failed(OFF_RESP_HEAD, status)
+                if self._out.value:
+                    self._ring_doorbell()
+                return
+        self.send(encode_result(request_id, data, encoding, decode_ns, execute_ns, encode_ns))
+
+    def _slot_free(self) -> int | None:
+        """Waits (under the lock) until the slot at the head is free; the tail read, or None
+        when the writer stops meanwhile."""
+        lane = self._lane
+        head = self._head
+        tail = self._tail
+        # The tail last read is a lower bound: reread it only when it says the ring is full,
+        # or when spilled frames wait to be closed.
+        if (head - tail) & U32_MASK >= self._slot_count or self._spills:
+            tail = self._tail = lane.load(OFF_RESP_TAIL)
+        while (head - tail) & U32_MASK >= self._slot_count:
+            waited = lane.wait(
+                OFF_RESP_TAIL,
+                tail,
+                OFF_RESP_SPACE_PARKED,
+                self._spin_ns,
+                self._park_timeout_ns,
+                self._out,
+            )
+            if self.stopping:
+                return None
+            tail = self._tail = lane.load(OFF_RESP_TAIL) if waited is None else waited
+        return tail
 
     def inject_fault(self, kind: str) -> None:
         """Publishes one broken response frame, for tests of the host's defences: a slot from
@@ -109,10 +153,13 @@ class ResponseWriter:
     def _publish_next(self) -> None:
         self._head = (self._head + 1) & U32_MASK
         if self._lane.publish(OFF_RESP_HEAD, self._head, OFF_HOST_PARKED, self._out):
-            try:
-                os.write(self._doorbell_fd, b"\n")
-            except OSError as error:  # The host is gone; its death stops this worker anyway.
-                logger.debug("doorbell write failed: %s", error)
+            self._ring_doorbell()
+
+    def _ring_doorbell(self) -> None:
+        try:
+            os.write(self._doorbell_fd, b"\n")
+        except OSError as error:  # The host is gone; its death stops this worker anyway.
+            logger.debug("doorbell write failed: %s", error)
 
     def _spill(self, frame: bytes) -> bytes:
         region = self._lane.write_spill(frame)

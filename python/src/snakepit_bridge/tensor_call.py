@@ -246,8 +246,7 @@ class CallRegions:
             if self._opened or self._allocated or self._outgoing or self._blobs:
                 self._release_all()
             broker.blobs.discard_call(self.request_id)
-        if broker._pending or broker._lingering:  # Unlocked peek: sweep() locks.
-            broker.sweep()
+        broker.sweep_if_due()
 
     def _release_all(self) -> None:
         self.payload_failed()

@@ -191,6 +191,11 @@ class RegionBroker:
                 self._start_sweeper()
                 self._condition.notify()
 
+    def sweep_if_due(self) -> None:
+        """`sweep`, when regions wait for it (an unlocked peek first: most calls leave none)."""
+        if self._pending or self._lingering:
+            self.sweep()
+
     def sweep(self) -> None:
         """Closes the pending regions the host adopted or never will, and retries lingering ones."""
         with self._condition:
