@@ -8,7 +8,7 @@ import { readdirSync } from "node:fs";
 import process from "node:process";
 import {
   Pool,
-  PythonError,
+  type PythonError,
   QueueTimeoutError,
   TransportError,
   WorkerBusyError,

@@ -22,6 +22,19 @@ const packr = new Packr({
 } as unknown as ConstructorParameters<typeof Packr>[0]);
 
 const RULES = { bytes: true, bigint: true, encoding: "msgpack", tensors: true } as const;
+const MSGPACK_EMPTY_MAP = 0x80;
+const MSGPACK_NIL = 0xc0;
+const MSGPACK_FALSE = 0xc2;
+const MSGPACK_TRUE = 0xc3;
+
+/** `{}` (or an object without a prototype and without keys): encodes as an empty map. */
+function isEmptyPlainObject(value: unknown): boolean {
+  if (value === null || typeof value !== "object") return false;
+  const prototype = Object.getPrototypeOf(value);
+  if (prototype !== Object.prototype && prototype !== null) return false;
+  for (const _ in value) return false;
+  return true;
+}
 
 /**
  * Encodes a value. Throws `SerializationError` naming the offending path.
@@ -33,6 +46,8 @@ const RULES = { bytes: true, bigint: true, encoding: "msgpack", tensors: true } 
  *   or over the threshold travel in shared memory; without it, they are copied inline
  */
 export function encodeValue(value: unknown, path = "value", transfer?: CallTransfer): Uint8Array {
+  // No arguments (`{}`), the commonest payload of all: one byte, no walk, no encoder.
+  if (isEmptyPlainObject(value)) return Uint8Array.of(MSGPACK_EMPTY_MAP);
   const wire = checkEncodable(value, path, RULES) ? toWire(value, transfer, path) : value;
   try {
     return packr.pack(wire);
@@ -49,6 +64,16 @@ export function encodeValue(value: unknown, path = "value", transfer?: CallTrans
  * @throws RegionAccessError when a shared-memory value is refused
  */
 export function decodeValue(bytes: Uint8Array, transfer?: CallTransfer): unknown {
+  if (bytes.length === 1) {
+    // A one-byte value (None, a bool, a small int: what most tools run for effect return)
+    // needs neither a decoder nor a decode scope.
+    const byte = bytes[0]!;
+    if (byte <= 0x7f) return byte;
+    if (byte >= 0xe0) return byte - 0x100;
+    if (byte === MSGPACK_NIL) return null;
+    if (byte === MSGPACK_FALSE) return false;
+    if (byte === MSGPACK_TRUE) return true;
+  }
   // Decoding from a plain Uint8Array (not a Buffer) makes embedded bytes plain Uint8Arrays too.
   const plain = Object.getPrototypeOf(bytes) === Uint8Array.prototype
     ? bytes

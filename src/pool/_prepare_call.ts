@@ -11,7 +11,7 @@ import type { CallTransfer } from "../tensor/_wire.ts";
 import { type CallOptions, parseCallOptions, type ResolvedPoolOptions } from "./options.ts";
 import type { CallCounters } from "./stats.ts";
 import type { CallContext } from "./_call_runner.ts";
-import { newTraceparent } from "./_ids.ts";
+import { newCorrelationId, newTraceparent } from "./_ids.ts";
 
 /** What preparing a call needs from its pool. */
 export interface CallPreparation {
@@ -44,7 +44,7 @@ export function prepareCall(
   const parsed = parseCallOptions(options, tool);
   pool.checkOpen(tool);
   parsed.signal?.throwIfAborted();
-  const correlationId = parsed.correlationId ?? crypto.randomUUID();
+  const correlationId = parsed.correlationId ?? newCorrelationId();
   const encoding = pool.options.encoding;
   pool.counters.requests += 1;
   const requestId = pool.nextRequestId();

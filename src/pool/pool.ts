@@ -21,7 +21,7 @@ import { CallCounters, type PoolStats, workerStats } from "./stats.ts";
 import { CallQueue } from "./_call_queue.ts";
 import { type CallContext, CallRunner } from "./_call_runner.ts";
 import { trackPool, untrackPool } from "./_host_signals.ts";
-import { nativeLibraryEnv, randomHex } from "./_ids.ts";
+import { nativeLibraryEnv, newCorrelationId, randomHex } from "./_ids.ts";
 import { workerSpec } from "./_worker_spec.ts";
 import { SessionTable } from "./_sessions.ts";
 import { Supervisor } from "./_supervisor.ts";
@@ -274,7 +274,7 @@ export class Pool implements AsyncDisposable {
   /** The executor path: breaker, retry with back-off, one correlation id across attempts. */
   #callWithPolicy<T>(tool: string, args: Record<string, unknown>, options: CallOptions): Promise<T> {
     const { idempotent, retry, signal, ...rest } = parseCallOptions(options, tool);
-    const correlationId = rest.correlationId ?? crypto.randomUUID();
+    const correlationId = rest.correlationId ?? newCorrelationId();
     return this.#executor.run<T>((attemptSignal) => {
       const { request, context } = this.#prepare(tool, args, { ...rest, correlationId, signal: attemptSignal });
       return this.#runner.call<T>(request, context, this.#acquireFor);

@@ -72,7 +72,8 @@ export interface DataMoved {
 
 /** One call's tensor traffic: the regions it created for arguments, and what moved. */
 export class CallTransfer {
-  readonly #scratch: Region[] = [];
+  /** Made on first use: most calls carry no tensor. */
+  #scratch: Region[] | undefined;
   #moved: DataMoved | undefined;
   /** Argument blobs to upload before the call; undefined when none. */
   outboundBlobs: OutboundBlob[] | undefined;
@@ -101,7 +102,7 @@ export class CallTransfer {
   /** @internal A region holding a copy of an argument, released with the call. */
   scratch(bytes: Uint8Array): Region {
     const region = Region.create(this.plane.library, { payloadBytes: Math.max(1, bytes.byteLength), instance: this.plane.instance });
-    this.#scratch.push(region);
+    (this.#scratch ??= []).push(region);
     region.bytes().set(bytes);
     return region;
   }
@@ -122,7 +123,10 @@ export class CallTransfer {
 
   /** Releases the regions made for this call's arguments (the worker holds its own references while it uses them). */
   release(): void {
-    for (const region of this.#scratch.splice(0)) region.close();
+    const scratch = this.#scratch;
+    if (scratch === undefined) return;
+    this.#scratch = undefined;
+    for (const region of scratch) region.close();
   }
 }
 
