@@ -237,6 +237,32 @@ async function printPayloadTable(
   );
 }
 
+/**
+ * Idle CPU of a pool of 4 on each transport, in ABBA order; measured before anything else, so
+ * that the collection of the payload tables' garbage (hundreds of MB) is not counted as the
+ * pool's.
+ */
+async function measureIdle(): Promise<Map<string, number[]>> {
+  const idle = new Map<string, number[]>([["fast-lane", []], ["grpc", []]]);
+  for (const transport of ["fast-lane", "grpc", "grpc", "fast-lane"] as const) {
+    const pool = await startPool(transport, 4);
+    pools.push(pool);
+    (globalThis as { Bun?: { gc(force: boolean): void } }).Bun?.gc(true);
+    await new Promise((resolve) => setTimeout(resolve, 3000)); // Start-up work settles first.
+    const pids = pool.stats().workers.flatMap((worker) => worker.pid === undefined ? [] : [worker.pid]);
+    idle.get(transport)!.push(await cpuPercentWhileIdle(pids, IDLE_SECONDS));
+    await pools.pop()!.close();
+  }
+  return idle;
+}
+
+function idleRows(idle: Map<string, number[]>): string[][] {
+  return [...idle].map(([transport, samples]) => [
+    `pool of 4, transport "${transport}"`,
+    samples.map((sample) => sample.toFixed(2)).join(" / "),
+  ]);
+}
+
 console.log(
   `fast lane on ${RUNTIME}: ${ROUNDS} rotating rounds of ${CALLS_PER_ROUND} sequential no-op calls and ` +
     `${THROUGHPUT_ROUND_MS} ms with ${CONCURRENCY} in flight; one worker\n`,
@@ -244,6 +270,7 @@ console.log(
 const pools: Pool[] = [];
 const stops: (() => void)[] = [];
 try {
+  const idle = await measureIdle();
   // python-shell first: where it throws after spawning the loop, its orphan is the only loop to kill.
   const shell = await startPythonShell().catch((error) => (killLoopChildren(), shortReason(error)));
   if (typeof shell !== "string") stops.push(shell.stop);
@@ -307,22 +334,7 @@ try {
   for (const pool of pools.splice(0)) await pool.close();
 
   console.log();
-  // ABBA order: whatever the earlier tables left to settle (garbage, page cache) falls on both.
-  const idle = new Map<string, number[]>([["fast-lane", []], ["grpc", []]]);
-  for (const transport of ["fast-lane", "grpc", "grpc", "fast-lane"] as const) {
-    const pool = await startPool(transport, 4);
-    pools.push(pool);
-    (globalThis as { Bun?: { gc(force: boolean): void } }).Bun?.gc(true);
-    await new Promise((resolve) => setTimeout(resolve, 3000)); // Start-up work settles first.
-    const pids = pool.stats().workers.flatMap((worker) => worker.pid === undefined ? [] : [worker.pid]);
-    idle.get(transport)!.push(await cpuPercentWhileIdle(pids, IDLE_SECONDS));
-    await pools.pop()!.close();
-  }
-  const idleRows = [...idle].map(([transport, samples]) => [
-    `pool of 4, transport "${transport}"`,
-    samples.map((sample) => sample.toFixed(2)).join(" / "),
-  ]);
-  printTable([`idle over ${IDLE_SECONDS} s, host + workers`, "CPU % of one core (two runs)"], idleRows);
+  printTable([`idle over ${IDLE_SECONDS} s, host + workers`, "CPU % of one core (two runs)"], idleRows(idle));
 
   console.log();
   await printSpinTable();
