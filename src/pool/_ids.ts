@@ -13,15 +13,22 @@ const POOL_BYTES = 4096;
 const pool = new Uint8Array(POOL_BYTES);
 let poolOffset = POOL_BYTES;
 
-/** `bytes` random bytes (at most 4096) as lowercase hex, from a cryptographic source. */
-export function randomHex(bytes: number): string {
+/** Takes `bytes` (at most 4096) fresh random bytes from the block; where they start in `pool`. */
+function takeRandom(bytes: number): number {
   if (poolOffset + bytes > POOL_BYTES) {
     crypto.getRandomValues(pool);
     poolOffset = 0;
   }
-  let text = "";
-  for (let index = poolOffset; index < poolOffset + bytes; index++) text += HEX[pool[index]!];
+  const start = poolOffset;
   poolOffset += bytes;
+  return start;
+}
+
+/** `bytes` random bytes (at most 4096) as lowercase hex, from a cryptographic source. */
+export function randomHex(bytes: number): string {
+  const start = takeRandom(bytes);
+  let text = "";
+  for (let index = start; index < start + bytes; index++) text += HEX[pool[index]!];
   return text;
 }
 
@@ -34,12 +41,7 @@ export function newTraceparent(): string {
   // 24 random bytes (16 of trace id, 8 of span id) from the shared block (one getRandomValues per
   // 170 ids), written as hex digits into a code array that becomes one flat string: no per-piece
   // number formatting or concatenation (it was a tenth of a fast-lane call's host time).
-  if (poolOffset + 24 > POOL_BYTES) {
-    crypto.getRandomValues(pool);
-    poolOffset = 0;
-  }
-  const start = poolOffset;
-  poolOffset += 24;
+  const start = takeRandom(24);
   let traceBits = 0;
   let spanBits = 0;
   for (let index = 0; index < 16; index++) traceBits |= pool[start + index]!;
@@ -62,12 +64,7 @@ const UUID_BYTE_AT = [0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34]
  * bytes: one call's correlation id, without a native call per id.
  */
 export function newCorrelationId(): string {
-  if (poolOffset + 16 > POOL_BYTES) {
-    crypto.getRandomValues(pool);
-    poolOffset = 0;
-  }
-  const start = poolOffset;
-  poolOffset += 16;
+  const start = takeRandom(16);
   const codes = uuidCodes;
   for (let index = 0; index < 16; index++) {
     let byte = pool[start + index]!;

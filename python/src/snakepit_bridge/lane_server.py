@@ -323,17 +323,28 @@ class LaneServer:
         no_arguments = not args or (args == _EMPTY_MAP and encoding == _MSGPACK)
         regions = None if no_arguments else broker.call(frame[1])
         try:
-            return self._lean_call_with(tool, frame, encoding, regions)
+            reply = self._lean_call_with(tool, frame, encoding, regions)
         finally:
-            # After the call's frame is gone, so the argument regions usually close at once.
+            # After the call's frame is gone, so the argument regions usually close at once;
+            # before the reply goes out, so the host never sees a reply to a call whose
+            # argument regions the worker still holds.
             if regions is not None:
                 regions.close()
             else:
                 broker.sweep_if_due()
+        if type(reply) is tuple:
+            self._writer.send_result(*reply)
+        elif reply is None:
+            return False
+        else:
+            self._send(reply)  # An error frame.
+        return True
 
     def _lean_call_with(
         self, tool: Any, frame: list[Any], encoding: int, regions: CallRegions | None
-    ) -> bool:
+    ) -> bytes | tuple[str, bytes, int, int, int, int] | None:
+        """The reply: an error frame, the fields of a result frame (`send_result`'s arguments),
+        or None when the arguments do not fit (the servicer's path runs the call)."""
         request_id, args = frame[1], frame[3]
         started = time.perf_counter_ns()
         if regions is None:
@@ -342,16 +353,16 @@ class LaneServer:
             try:
                 arguments = codec.decode(args, encoding, regions)
                 if not isinstance(arguments, dict):
-                    return False
+                    return None
                 for key in arguments:
                     if not isinstance(key, str):
-                        return False
+                        return None
             except Exception:  # noqa: BLE001 - reported by the servicer's path
-                return False
+                return None
         try:
             tool.bind(arguments)
         except Exception:  # noqa: BLE001 - reported by the servicer's path
-            return False
+            return None
         decoded = time.perf_counter_ns()
         servicer = self._servicer
         servicer.lane_call = request_id
@@ -359,8 +370,7 @@ class LaneServer:
         try:
             result = tool.function(**arguments)
         except BaseException as error:  # noqa: BLE001 - every failure is reported as data
-            self._send(self._error_reply(request_id, error))
-            return True
+            return self._error_reply(request_id, error)
         finally:
             log_records.unbind_call(token)
             servicer.lane_call_done()
@@ -380,13 +390,9 @@ class LaneServer:
             else:
                 data = encode_result(result, encoding, regions)
         except BaseException as error:  # noqa: BLE001
-            self._send(self._error_reply(request_id, error))
-            return True
+            return self._error_reply(request_id, error)
         encoded = time.perf_counter_ns()
-        self._writer.send_result(
-            request_id, data, encoding, decoded - started, executed - decoded, encoded - executed
-        )
-        return True
+        return request_id, data, encoding, decoded - started, executed - decoded, encoded - executed
 
     def _error_reply(self, request_id: str, error: BaseException) -> bytes:
         from snakepit_bridge._server_support import safe_payload
