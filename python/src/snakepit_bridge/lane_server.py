@@ -24,9 +24,8 @@ from typing import Any
 
 import msgpack
 
-from snakepit_bridge import codec, log_records
+from snakepit_bridge import log_records
 from snakepit_bridge._generated import worker_pb2
-from snakepit_bridge._server_support import encode_result
 from snakepit_bridge.lane import (
     FRAME_SPILL,
     NO_FLAG,
@@ -47,11 +46,11 @@ from snakepit_bridge.lane import (
     LaneProtocolError,
     decode_frame,
 )
+from snakepit_bridge.lane_lean import LeanCalls
 from snakepit_bridge.lane_rpc import RpcContext, execute_request
 from snakepit_bridge.lane_spin import AdaptiveSpin
 from snakepit_bridge.lane_writer import ResponseWriter
 from snakepit_bridge.server import WorkerServicer
-from snakepit_bridge.tensor_call import CallRegions
 
 logger = logging.getLogger("snakepit_bridge.lane")
 
@@ -63,9 +62,6 @@ DEFAULT_SPIN_NS = 50_000
 PARK_TIMEOUT_NS = 2_000_000_000
 # A call started closer than this to its queue deadline is counted with a seq_cst store.
 STARTED_FENCE_MARGIN_MS = 50.0
-_MSGPACK = worker_pb2.ENCODING_MSGPACK
-_MSGPACK_NIL = b"\xc0"
-_EMPTY_MAP = b"\x80"
 
 
 _active: LaneServer | None = None
@@ -107,6 +103,7 @@ class LaneServer:
         self._pool_lock = threading.Lock()
         self._inline_ok = servicer.max_concurrency == 1
         self._packb = msgpack.Packer(use_bin_type=True).pack
+        self._lean_call = LeanCalls(servicer, self._writer).run
         self._thread = threading.Thread(target=self._run, name="snakepit-lane-reader", daemon=True)
 
     def start(self) -> None:
@@ -305,100 +302,6 @@ class LaneServer:
             timing.execute_ns,
             timing.encode_ns,
         )
-
-    def _lean_call(self, tool: Any, frame: list[Any]) -> bool:
-        """A plain sync tool without ctx: decode, bind, run, encode, reply, with no per-call
-        objects but its `CallRegions`, and none of those for a call without arguments.
-
-        False (nothing sent: the caller takes the servicer's path, which reports the error
-        properly) when the arguments do not decode to a fitting map.
-        """
-        args, encoding = frame[3], frame[4]
-        if encoding != _MSGPACK:
-            try:
-                encoding = codec.resolve_encoding(encoding)
-            except Exception:  # noqa: BLE001 - reported by the servicer's path
-                return False
-        broker = self._servicer.broker
-        no_arguments = not args or (args == _EMPTY_MAP and encoding == _MSGPACK)
-        regions = None if no_arguments else broker.call(frame[1])
-        try:
-            reply = self._lean_call_with(tool, frame, encoding, regions)
-        finally:
-            # After the call's frame is gone, so the argument regions usually close at once;
-            # before the reply goes out, so the host never sees a reply to a call whose
-            # argument regions the worker still holds.
-            if regions is not None:
-                regions.close()
-            else:
-                broker.sweep_if_due()
-        if type(reply) is tuple:
-            self._writer.send_result(*reply)
-        elif reply is None:
-            return False
-        else:
-            self._send(reply)  # An error frame.
-        return True
-
-    def _lean_call_with(
-        self, tool: Any, frame: list[Any], encoding: int, regions: CallRegions | None
-    ) -> bytes | tuple[str, bytes, int, int, int, int] | None:
-        """The reply: an error frame, the fields of a result frame (`send_result`'s arguments),
-        or None when the arguments do not fit (the servicer's path runs the call)."""
-        request_id, args = frame[1], frame[3]
-        started = time.perf_counter_ns()
-        if regions is None:
-            arguments: Any = {}
-        else:
-            try:
-                arguments = codec.decode(args, encoding, regions)
-                if not isinstance(arguments, dict):
-                    return None
-                for key in arguments:
-                    if not isinstance(key, str):
-                        return None
-            except Exception:  # noqa: BLE001 - reported by the servicer's path
-                return None
-        try:
-            tool.bind(arguments)
-        except Exception:  # noqa: BLE001 - reported by the servicer's path
-            return None
-        decoded = time.perf_counter_ns()
-        servicer = self._servicer
-        servicer.lane_call = request_id
-        token = log_records.bind_call(frame[7], frame[8])
-        try:
-            result = tool.function(**arguments)
-        except BaseException as error:  # noqa: BLE001 - every failure is reported as data
-            return self._error_reply(request_id, error)
-        finally:
-            log_records.unbind_call(token)
-            servicer.lane_call_done()
-        executed = time.perf_counter_ns()
-        del arguments  # Argument arrays must not keep their regions mapped while encoding.
-        try:
-            # None (a tool run for its effect) is one byte in msgpack: no encoder set up for it.
-            if result is None and encoding == _MSGPACK:
-                data = _MSGPACK_NIL
-            elif regions is None:
-                # Made only now: a call without arguments may still return tensors.
-                result_regions = servicer.broker.call(request_id)
-                try:
-                    data = encode_result(result, encoding, result_regions)
-                finally:
-                    result_regions.close()
-            else:
-                data = encode_result(result, encoding, regions)
-        except BaseException as error:  # noqa: BLE001
-            return self._error_reply(request_id, error)
-        encoded = time.perf_counter_ns()
-        return request_id, data, encoding, decoded - started, executed - decoded, encoded - executed
-
-    def _error_reply(self, request_id: str, error: BaseException) -> bytes:
-        from snakepit_bridge._server_support import safe_payload
-
-        response = worker_pb2.ExecuteResponse(request_id=request_id, error=safe_payload(error))
-        return self._packb([RESP_ERROR, request_id, response.SerializeToString()])
 
     def _stream(self, frame: list[Any]) -> None:
         request_id = frame[1]
