@@ -187,6 +187,10 @@ for (const zeroCopy of ["auto", "off"] as const) {
       const direct = await pool.call<Tensor>("alloc_arange", { n, dtype: "int64" });
       assert.deepEqual([direct.shared, direct.data[n - 1]], [shared, BigInt(n - 1)]);
       direct.release();
+      // A call without arguments opens no regions for them; its result still travels shared.
+      const ramp = await pool.call<Tensor>("ramp");
+      assert.deepEqual([ramp.shared, ramp.isCopied, ramp.shape, ramp.data[n - 1]], [shared, !shared, [n], n - 1]);
+      ramp.release();
     });
 
     test("a round trip returns the same bytes, and the handed-over regions are released", async () => {

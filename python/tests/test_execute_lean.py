@@ -48,6 +48,16 @@ class LeanAdapter(Adapter):
         logging.getLogger("lean-test").info("inside")
 
     @tool
+    def ones(self) -> Any:
+        import numpy as np
+
+        return np.ones(4, dtype=np.float32)
+
+    @tool
+    def listing(self) -> list[str]:
+        return ["a", "b"]
+
+    @tool
     def with_context(self, ctx: ToolContext) -> str:
         return ctx.request_id
 
@@ -194,3 +204,24 @@ def test_closing_the_servicer_passes_over_a_lean_call_entry(servicer):
     assert LEAN_CALL.cancel("cancelled") is False, "a lean call has nothing to cancel"
     servicer._calls["stuck"] = LEAN_CALL
     servicer.close()
+
+
+@pytest.mark.parametrize("data", [b"", b"\x80"])
+def test_a_call_without_arguments_makes_regions_only_for_a_result_that_needs_them(servicer, data):
+    def request(tool_name: str) -> worker_pb2.ExecuteRequest:
+        return worker_pb2.ExecuteRequest(
+            request_id=f"no-args-{tool_name}",
+            tool=tool_name,
+            args=worker_pb2.Payload(encoding=worker_pb2.ENCODING_MSGPACK, data=data),
+        )
+
+    # Through Execute itself: the lean path with no regions up front.
+    listing = servicer.Execute(request("listing"), RpcContext())
+    assert listing.WhichOneof("outcome") == "result"
+    assert msgpack.unpackb(listing.result.data) == ["a", "b"]
+    # A result that needs regions gets them (this servicer has no shared memory: the codec's
+    # own refusal, as on the general path; tests/zero_copy.test.ts sends one through a pool).
+    array = servicer.Execute(request("ones"), RpcContext())
+    assert array.WhichOneof("outcome") == "error"
+    assert "arrays cross only in a call from a Snakepit pool" in array.error.message
+    assert servicer.Ping(worker_pb2.PingRequest(), None).in_flight == 0

@@ -38,17 +38,28 @@ class LeanCall:
 
 LEAN_CALL = LeanCall()
 _MSGPACK = worker_pb2.ENCODING_MSGPACK
+_MSGPACK_ENCODINGS = (worker_pb2.ENCODING_MSGPACK, worker_pb2.ENCODING_UNSPECIFIED)
 _EMPTY_MAP = b"\x80"
 _MSGPACK_NIL = b"\xc0"
+
+
+def not_decoded(args: worker_pb2.Payload) -> bool:
+    """Whether a call's arguments need no decoding: none at all, or msgpack's empty map."""
+    data = args.data
+    return not data or (data == _EMPTY_MAP and args.encoding in _MSGPACK_ENCODINGS)
 
 
 def execute_lean(
     servicer: WorkerServicer,
     request: worker_pb2.ExecuteRequest,
     context: Any,
-    regions: CallRegions,
+    regions: CallRegions | None,
 ) -> worker_pb2.ExecuteResponse | None:
-    """Runs the call on the lean path, or returns None for the general path to run it."""
+    """Runs the call on the lean path, or returns None for the general path to run it.
+
+    `regions` None: the arguments need no decoding (`not_decoded`); regions are made only if
+    the result needs them.
+    """
     tool = servicer.lean_tool(request.tool)
     request_id = request.request_id
     deadline = request.deadline_unix_ms
@@ -63,6 +74,8 @@ def execute_lean(
         data = args.data
         if not data or (data == _EMPTY_MAP and encoding == _MSGPACK):
             arguments: Any = {}  # No arguments (the commonest payload): nothing to decode.
+        elif regions is None:
+            return None
         else:
             arguments = codec.decode(data, encoding, regions)
             if arguments is None:
@@ -98,9 +111,17 @@ def execute_lean(
     del arguments  # Argument arrays must not keep their regions mapped while encoding.
     try:
         # None (a tool run for its effect) is one byte in msgpack: no encoder set up for it.
-        data = _MSGPACK_NIL if result is None and encoding == _MSGPACK else (
-            encode_result(result, encoding, regions)
-        )
+        if result is None and encoding == _MSGPACK:
+            data = _MSGPACK_NIL
+        elif regions is None:
+            # Made only now: a call without arguments may still return tensors.
+            result_regions = servicer.broker.call(request_id)
+            try:
+                data = encode_result(result, encoding, result_regions)
+            finally:
+                result_regions.close()
+        else:
+            data = encode_result(result, encoding, regions)
     except BaseException as exc:  # noqa: BLE001
         response.error.CopyFrom(safe_payload(exc))
         return response

@@ -36,7 +36,7 @@ from snakepit_bridge._server_support import (
     safe_payload,
     tool_spec,
 )
-from snakepit_bridge._lean_execute import LEAN_CALL, LeanCall, execute_lean
+from snakepit_bridge._lean_execute import LEAN_CALL, LeanCall, execute_lean, not_decoded
 from snakepit_bridge.async_runner import AsyncRunner
 from snakepit_bridge.tool_runs import ToolRuns
 from snakepit_bridge.tensor_call import CallRegions
@@ -217,9 +217,17 @@ class WorkerServicer(worker_pb2_grpc.WorkerServicer):
     def Execute(
         self, request: worker_pb2.ExecuteRequest, context: Any
     ) -> worker_pb2.ExecuteResponse:
+        lean_tried = False
+        if not_decoded(request.args):
+            # No arguments: no regions to open, unless the result needs them (made then).
+            lean_tried = True
+            response = execute_lean(self, request, context, None)
+            if response is not None:
+                self._broker.sweep_if_due()
+                return response
         regions = self._broker.call(request.request_id)
         try:
-            response = execute_lean(self, request, context, regions)
+            response = None if lean_tried else execute_lean(self, request, context, regions)
             return response if response is not None else self._execute(request, context, regions)
         finally:
             # After _execute returned: the arguments and result it held are gone, so the

@@ -23,6 +23,12 @@ class TensorAdapter(Adapter):
         return None
 
     @tool
+    def ramp(self) -> np.ndarray:
+        """0 to 99,999 as float64, from a call without arguments (its regions are made only for
+        the result)."""
+        return np.arange(100_000, dtype=np.float64)
+
+    @tool
     def inspect(self, x: np.ndarray) -> dict[str, Any]:
         """What arrived: dtype, shape, writeable, whether it views shared memory, and a checksum."""
         return {
