@@ -8,6 +8,9 @@ Usage: python bench/bare_echo_server.py unix:/path/to.sock [max_message_bytes]
 
 from __future__ import annotations
 
+import ctypes
+import os
+import signal
 import sys
 from concurrent import futures
 
@@ -18,7 +21,19 @@ def _echo(request: bytes, _context: grpc.ServicerContext) -> bytes:
     return request
 
 
+def _die_with_parent() -> None:
+    """A benchmark that crashes must not leave this server behind (Linux: PR_SET_PDEATHSIG)."""
+    if not sys.platform.startswith("linux"):
+        return
+    parent = os.getppid()
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+    if os.getppid() != parent:  # The parent died before the signal was armed.
+        os._exit(1)
+
+
 def main() -> None:
+    _die_with_parent()
     handler = grpc.method_handlers_generic_handler(
         "bench.Echo", {"Call": grpc.unary_unary_rpc_method_handler(_echo)}
     )
