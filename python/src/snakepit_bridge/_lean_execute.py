@@ -25,6 +25,7 @@ from snakepit_bridge._server_support import encode_result, safe_payload
 if TYPE_CHECKING:
     from snakepit_bridge.server import WorkerServicer
     from snakepit_bridge.tensor_call import CallRegions
+    from snakepit_bridge.tensors import RegionBroker
 
 
 class LeanCall:
@@ -43,10 +44,31 @@ _EMPTY_MAP = b"\x80"
 _MSGPACK_NIL = b"\xc0"
 
 
-def not_decoded(args: worker_pb2.Payload) -> bool:
-    """Whether a call's arguments need no decoding: none at all, or msgpack's empty map."""
-    data = args.data
-    return not data or (data == _EMPTY_MAP and args.encoding in _MSGPACK_ENCODINGS)
+def no_arguments(data: bytes, encoding: int) -> bool:
+    """Whether a call's argument bytes need no decoding: none at all, or msgpack's empty map
+    (`encoding` resolved or not)."""
+    return not data or (data == _EMPTY_MAP and encoding in _MSGPACK_ENCODINGS)
+
+
+def encode_lean_result(
+    broker: RegionBroker,
+    request_id: str,
+    result: Any,
+    encoding: int,
+    regions: CallRegions | None,
+) -> bytes:
+    """A lean call's result payload. `regions` None (a call without arguments): made only if
+    the result needs them, and closed once it is encoded."""
+    # None (a tool run for its effect) is one byte in msgpack: no encoder set up for it.
+    if result is None and encoding == _MSGPACK:
+        return _MSGPACK_NIL
+    if regions is not None:
+        return encode_result(result, encoding, regions)
+    result_regions = broker.call(request_id)
+    try:
+        return encode_result(result, encoding, result_regions)
+    finally:
+        result_regions.close()
 
 
 def execute_lean(
@@ -72,7 +94,7 @@ def execute_lean(
         if encoding != _MSGPACK:
             encoding = codec.resolve_encoding(encoding)
         data = args.data
-        if not data or (data == _EMPTY_MAP and encoding == _MSGPACK):
+        if no_arguments(data, encoding):
             arguments: Any = {}  # No arguments (the commonest payload): nothing to decode.
         elif regions is None:
             return None
@@ -110,18 +132,7 @@ def execute_lean(
         timing.execute_ns = executed - decoded
     del arguments  # Argument arrays must not keep their regions mapped while encoding.
     try:
-        # None (a tool run for its effect) is one byte in msgpack: no encoder set up for it.
-        if result is None and encoding == _MSGPACK:
-            data = _MSGPACK_NIL
-        elif regions is None:
-            # Made only now: a call without arguments may still return tensors.
-            result_regions = servicer.broker.call(request_id)
-            try:
-                data = encode_result(result, encoding, result_regions)
-            finally:
-                result_regions.close()
-        else:
-            data = encode_result(result, encoding, regions)
+        data = encode_lean_result(servicer.broker, request_id, result, encoding, regions)
     except BaseException as exc:  # noqa: BLE001
         response.error.CopyFrom(safe_payload(exc))
         return response

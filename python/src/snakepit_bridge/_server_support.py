@@ -1,5 +1,5 @@
-"""Helpers of the servicer: encoding results, error payloads, tool specs, RSS, and the `with`
-blocks of an admitted call and of a tool slot."""
+"""Helpers of the servicer: encoding results, error payloads, tool specs, RSS, a call's
+arguments, the tool slots, and the `with` blocks of an admitted call and of a tool slot."""
 
 from __future__ import annotations
 
@@ -8,18 +8,21 @@ import os
 import queue
 import resource
 import sys
+import time
 from typing import TYPE_CHECKING, Any
 
 from snakepit_bridge import codec
 from snakepit_bridge._generated import worker_pb2
 from snakepit_bridge.adapter import Tool
-from snakepit_bridge.errors import error_payload
+from snakepit_bridge.errors import InvalidArgumentsError, UnknownToolError, error_payload
 
 if TYPE_CHECKING:
     from snakepit_bridge.context import ToolContext
     from snakepit_bridge.tensor_call import CallRegions
 
 logger = logging.getLogger("snakepit_bridge.server")
+# A call waiting for a tool slot checks this often whether it was cancelled.
+SLOT_POLL_S = 0.05
 
 
 def native_abi_version() -> int:
@@ -105,16 +108,98 @@ class Admission:
         self._servicer._discharge(self._ctx.request_id)
 
 
+class ToolSlots:
+    """One token per tool allowed to run at once (a lock, in effect, for a non-thread-safe
+    adapter). Tokens in a C-level queue: threading.Semaphore is pure Python and costs
+    microseconds per call on the hot path."""
+
+    __slots__ = ("_tokens",)
+
+    def __init__(self, count: int) -> None:
+        self._tokens: queue.SimpleQueue[None] = queue.SimpleQueue()
+        for _ in range(count):
+            self._tokens.put(None)
+
+    def take(self, ctx: ToolContext) -> None:
+        """Waits for a token; a call cancelled while it waits never starts. `give` it back."""
+        tokens = self._tokens
+        while True:
+            try:
+                tokens.get(timeout=SLOT_POLL_S)
+                break
+            except queue.Empty:
+                ctx.check_cancelled()
+        try:
+            ctx.check_cancelled()
+        except BaseException:
+            tokens.put(None)
+            raise
+
+    def try_take(self) -> bool:
+        """Takes a token when one is free at once."""
+        try:
+            self._tokens.get_nowait()
+        except queue.Empty:
+            return False
+        return True
+
+    def give(self) -> None:
+        self._tokens.put(None)
+
+    def turn(self, ctx: ToolContext) -> ToolTurn:
+        """`take`, as a `with` block that gives the token back."""
+        self.take(ctx)
+        return ToolTurn(self)
+
+
 class ToolTurn:
-    """`with` block holding one tool slot (a token), returned on exit."""
+    """`with` block holding one tool slot, given back on exit."""
 
     __slots__ = ("_slots",)
 
-    def __init__(self, slots: queue.SimpleQueue[None]) -> None:
+    def __init__(self, slots: ToolSlots) -> None:
         self._slots = slots
 
     def __enter__(self) -> None:
         return None
 
     def __exit__(self, *_exc: object) -> None:
-        self._slots.put(None)
+        self._slots.give()
+
+
+def prepare_arguments(
+    tools: dict[str, Tool],
+    request: worker_pb2.ExecuteRequest,
+    ctx: ToolContext,
+    timing: worker_pb2.Timing,
+) -> tuple[Tool, dict[str, Any], int]:
+    """The tool, its decoded keyword arguments (`ctx` added when it takes one) and the
+    encoding; UnknownToolError or InvalidArgumentsError when they do not fit."""
+    tool = tools.get(request.tool)
+    if tool is None:
+        raise UnknownToolError(request.tool, tools)
+    ctx.check_cancelled()
+    args = request.args
+    encoding = codec.resolve_encoding(args.encoding)
+    started = time.perf_counter_ns()
+    data = args.data
+    decoded = codec.decode(data, encoding, ctx.regions) if data else None
+    timing.decode_ns = time.perf_counter_ns() - started
+    arguments = {} if decoded is None else decoded
+    # An empty map (a call without arguments) skips the key check's generator.
+    if not isinstance(arguments, dict) or (
+        arguments and not all(isinstance(k, str) for k in arguments)
+    ):
+        raise InvalidArgumentsError(
+            f"Arguments of tool {tool.name!r} must be a map of parameter name to value, "
+            f"got {type(arguments).__name__}"
+        )
+    try:
+        tool.bind(arguments)
+    except TypeError as error:
+        raise InvalidArgumentsError(
+            f"Cannot call tool {tool.name!r}{tool.signature_text}: {error}"
+        ) from None
+    if tool.accepts_context:
+        arguments = {**arguments, "ctx": ctx}
+    return tool, arguments, encoding

@@ -12,7 +12,8 @@ import msgpack
 
 from snakepit_bridge import codec, log_records
 from snakepit_bridge._generated import worker_pb2
-from snakepit_bridge._server_support import encode_result, safe_payload
+from snakepit_bridge._lean_execute import encode_lean_result, no_arguments
+from snakepit_bridge._server_support import safe_payload
 from snakepit_bridge.lane_frames import RESP_ERROR
 
 if TYPE_CHECKING:
@@ -21,8 +22,6 @@ if TYPE_CHECKING:
     from snakepit_bridge.tensor_call import CallRegions
 
 _MSGPACK = worker_pb2.ENCODING_MSGPACK
-_MSGPACK_NIL = b"\xc0"
-_EMPTY_MAP = b"\x80"
 
 
 class LeanCalls:
@@ -48,8 +47,7 @@ class LeanCalls:
             except Exception:  # noqa: BLE001 - reported by the servicer's path
                 return False
         broker = self._servicer.broker
-        no_arguments = not args or (args == _EMPTY_MAP and encoding == _MSGPACK)
-        regions = None if no_arguments else broker.call(frame[1])
+        regions = None if no_arguments(args, encoding) else broker.call(frame[1])
         try:
             reply = self._reply(tool, frame, encoding, regions)
         finally:
@@ -105,18 +103,7 @@ class LeanCalls:
         executed = time.perf_counter_ns()
         del arguments  # Argument arrays must not keep their regions mapped while encoding.
         try:
-            # None (a tool run for its effect) is one byte in msgpack: no encoder set up for it.
-            if result is None and encoding == _MSGPACK:
-                data = _MSGPACK_NIL
-            elif regions is None:
-                # Made only now: a call without arguments may still return tensors.
-                result_regions = servicer.broker.call(request_id)
-                try:
-                    data = encode_result(result, encoding, result_regions)
-                finally:
-                    result_regions.close()
-            else:
-                data = encode_result(result, encoding, regions)
+            data = encode_lean_result(servicer.broker, request_id, result, encoding, regions)
         except BaseException as error:  # noqa: BLE001
             return self._error_reply(request_id, error)
         encoded = time.perf_counter_ns()

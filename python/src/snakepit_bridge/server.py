@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import queue
 import sys
 import threading
 import time
@@ -22,28 +21,27 @@ from typing import Any
 
 import grpc
 
-from snakepit_bridge import codec
 from snakepit_bridge.blobs import BlobError
 from snakepit_bridge._generated import worker_pb2, worker_pb2_grpc
 from snakepit_bridge.adapter import Adapter, Tool, discover_tools
 from snakepit_bridge.context import REASON_CANCELLED, SessionStore, ToolContext
 from snakepit_bridge._server_support import (
     Admission,
-    ToolTurn,
+    ToolSlots,
     encode_result,
     native_abi_version,
+    prepare_arguments,
     rss_bytes,
     safe_payload,
     tool_spec,
 )
-from snakepit_bridge._lean_execute import LEAN_CALL, LeanCall, execute_lean, not_decoded
+from snakepit_bridge._lean_execute import LEAN_CALL, LeanCall, execute_lean, no_arguments
 from snakepit_bridge.async_runner import AsyncRunner
 from snakepit_bridge.tool_runs import ToolRuns
 from snakepit_bridge.tensor_call import CallRegions
 from snakepit_bridge.tensors import RegionBroker
 from snakepit_bridge.errors import (
     InvalidArgumentsError,
-    UnknownToolError,
     WorkerBusyError,
 )
 
@@ -53,7 +51,6 @@ MAX_MESSAGE_BYTES = 2**31 - 1
 # Tool RPCs admitted beyond max_concurrency wait for a tool slot; past that they are refused
 # (worker_busy) so they never take the server threads that Ping and Cancel need.
 QUEUED_CALLS_MAX = 2
-SLOT_POLL_S = 0.05
 
 logger = logging.getLogger("snakepit_bridge.server")
 
@@ -94,12 +91,7 @@ class WorkerServicer(worker_pb2_grpc.WorkerServicer):
         self._thread_safe = bool(adapter.thread_safe)
         self._max_concurrency = max_concurrency if self._thread_safe else 1
         self._admitted_max = self._max_concurrency + QUEUED_CALLS_MAX
-        # One slot per tool allowed to run at once: a lock, in effect, for non-thread-safe ones.
-        # Tokens in a C-level queue: threading.Semaphore is pure Python and costs microseconds
-        # per call on the hot path.
-        self._tool_slots: queue.SimpleQueue[None] = queue.SimpleQueue()
-        for _ in range(self._max_concurrency):
-            self._tool_slots.put(None)
+        self._tool_slots = ToolSlots(self._max_concurrency)
         self._calls: dict[str, ToolContext | LeanCall] = {}
         self._calls_lock = threading.Lock()
         self._calls_served = 0
@@ -218,7 +210,8 @@ class WorkerServicer(worker_pb2_grpc.WorkerServicer):
         self, request: worker_pb2.ExecuteRequest, context: Any
     ) -> worker_pb2.ExecuteResponse:
         lean_tried = False
-        if not_decoded(request.args):
+        args = request.args
+        if no_arguments(args.data, args.encoding):
             # No arguments: no regions to open, unless the result needs them (made then).
             lean_tried = True
             response = execute_lean(self, request, context, None)
@@ -244,8 +237,8 @@ class WorkerServicer(worker_pb2_grpc.WorkerServicer):
         try:
             with self._admitted(request, context) as ctx:
                 ctx.regions = regions
-                tool, arguments, encoding = self._prepare(request, ctx, timing)
-                self._take_tool_slot(ctx)
+                tool, arguments, encoding = prepare_arguments(self._tools, request, ctx, timing)
+                self._tool_slots.take(ctx)
                 started = time.perf_counter_ns()
                 try:
                     if tool.streaming:
@@ -256,7 +249,7 @@ class WorkerServicer(worker_pb2_grpc.WorkerServicer):
                         result = tool.function(**arguments)
                 finally:
                     timing.execute_ns = time.perf_counter_ns() - started
-                    self._tool_slots.put(None)
+                    self._tool_slots.give()
                 started = time.perf_counter_ns()
                 data = encode_result(result, encoding, regions)
                 timing.encode_ns = time.perf_counter_ns() - started
@@ -286,9 +279,9 @@ class WorkerServicer(worker_pb2_grpc.WorkerServicer):
         try:
             with self._admitted(request, context) as ctx:
                 ctx.regions = regions
-                tool, arguments, encoding = self._prepare(request, ctx, timing)
+                tool, arguments, encoding = prepare_arguments(self._tools, request, ctx, timing)
                 # The generator is closed inside the tool turn: its cleanup is tool code too.
-                with self._tool_turn(ctx), contextlib.closing(
+                with self._tool_slots.turn(ctx), contextlib.closing(
                     self._tool_runs.items(tool, arguments, ctx)
                 ) as items:
                     for value in items:
@@ -364,71 +357,17 @@ class WorkerServicer(worker_pb2_grpc.WorkerServicer):
             calls = self._calls
             if request_id in calls or len(calls) >= self._admitted_max:
                 return False
-            try:
-                self._tool_slots.get_nowait()
-            except queue.Empty:
+            if not self._tool_slots.try_take():
                 return False  # It would queue: the general path waits, cancellable.
             calls[request_id] = LEAN_CALL
         return True
 
     def discharge_lean(self, request_id: str, *, ran: bool) -> None:
         """Gives back a lean call's tool slot and unregisters it."""
-        self._tool_slots.put(None)
+        self._tool_slots.give()
         with self._calls_lock:
             del self._calls[request_id]
             self._calls_served += ran
-
-    def _prepare(
-        self, request: worker_pb2.ExecuteRequest, ctx: ToolContext, timing: worker_pb2.Timing
-    ) -> tuple[Tool, dict[str, Any], int]:
-        tool = self._tools.get(request.tool)
-        if tool is None:
-            raise UnknownToolError(request.tool, self._tools)
-        ctx.check_cancelled()
-        args = request.args
-        encoding = codec.resolve_encoding(args.encoding)
-        started = time.perf_counter_ns()
-        data = args.data
-        decoded = codec.decode(data, encoding, ctx.regions) if data else None
-        timing.decode_ns = time.perf_counter_ns() - started
-        arguments = {} if decoded is None else decoded
-        # An empty map (a call without arguments) skips the key check's generator.
-        if not isinstance(arguments, dict) or (
-            arguments and not all(isinstance(k, str) for k in arguments)
-        ):
-            raise InvalidArgumentsError(
-                f"Arguments of tool {tool.name!r} must be a map of parameter name to value, "
-                f"got {type(arguments).__name__}"
-            )
-        try:
-            tool.bind(arguments)
-        except TypeError as error:
-            raise InvalidArgumentsError(
-                f"Cannot call tool {tool.name!r}{tool.signature_text}: {error}"
-            ) from None
-        if tool.accepts_context:
-            arguments = {**arguments, "ctx": ctx}
-        return tool, arguments, encoding
-
-    def _tool_turn(self, ctx: ToolContext) -> ToolTurn:
-        """Waits for a free tool slot: at most max_concurrency tools run at once."""
-        self._take_tool_slot(ctx)
-        return ToolTurn(self._tool_slots)
-
-    def _take_tool_slot(self, ctx: ToolContext) -> None:
-        """Waits for a free tool slot; the caller puts the token back once the tool is done."""
-        slots = self._tool_slots
-        while True:
-            try:
-                slots.get(timeout=SLOT_POLL_S)
-                break
-            except queue.Empty:
-                ctx.check_cancelled()  # A call cancelled while queued never starts.
-        try:
-            ctx.check_cancelled()
-        except BaseException:
-            slots.put(None)
-            raise
 
     def _native_abi(self) -> int:
         if self._native_abi_version is None:
