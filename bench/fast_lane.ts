@@ -35,8 +35,9 @@ const base: PoolOptions = {
 
 type Transport = "fast-lane" | "grpc";
 /**
- * A pool on `transport` with the default options (one call at a time per worker: the pool queues
- * the other 15 of the 16 in flight, as it does for every non-thread-safe adapter).
+ * A pool on `transport` with the default options: one call runs at a time per worker, as for every
+ * non-thread-safe adapter. On the fast lane the other 15 of the 16 in flight wait in the worker's
+ * request ring (pipelining, `pipelineDepth` 16); over gRPC they wait in the pool's queue.
  */
 function startPool(transport: Transport, size: number, laneSpinUs?: number): Promise<Pool> {
   return Pool.start({ ...base, size, transport, ...(laneSpinUs === undefined ? {} : { laneSpinUs }) });
