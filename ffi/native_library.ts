@@ -16,6 +16,9 @@ import {
   NativeStatus,
 } from "./symbols.ts";
 import { errorFromStatus } from "./shared_memory_error.ts";
+import { LIMIT_NAMES, type NativeLimits } from "./native_limits.ts";
+
+export type { NativeLimits } from "./native_limits.ts";
 
 /** The ABI version this module is written for; a library reporting another one is refused. */
 export const NATIVE_ABI_VERSION = 1;
@@ -55,58 +58,6 @@ export interface NativeLibrary {
   /** Same as {@link NativeLibrary.close}, for `await using`. */
   [Symbol.asyncDispose](): Promise<void>;
 }
-
-/** The native library's limits and layout constants (`snakepit_limits`). */
-export interface NativeLimits {
-  /** The largest payload of one region (64 GiB). */
-  regionPayloadBytesMax: number;
-  /** The most bytes one process may map across its regions (256 GiB). */
-  processMappedBytesMax: number;
-  /** The most regions one process may have open (1024). */
-  processRegionsMax: number;
-  /** The most references one region counts. */
-  referencesMax: number;
-  /** Distinct processes that can hold references to one region (64). */
-  holderSlotsMax: number;
-  /** Distinct processes that can hold one region's shared lock at once (64). */
-  readerSlotsMax: number;
-  /** The most dimensions of a tensor descriptor (8). */
-  ndimMax: number;
-  /** Where the payload starts in a region (4096). */
-  payloadOffset: number;
-  /** The payload's alignment guarantee (256). */
-  payloadAlignment: number;
-  /** How often a lock waiter checks that the holders it waits for are alive (ns). */
-  livenessCheckIntervalNs: number;
-  /** The longest single sleep of a lock waiter (ns). */
-  waitSliceNs: number;
-  /** The longest instance name (20). */
-  instanceBytesMax: number;
-  /** The longest region name (63). */
-  regionNameBytesMax: number;
-  /** The size of an encoded descriptor (256). */
-  descriptorBytes: number;
-  /** The size of a region header (1280). */
-  headerBytes: number;
-}
-
-const LIMIT_NAMES = [
-  "regionPayloadBytesMax",
-  "processMappedBytesMax",
-  "processRegionsMax",
-  "referencesMax",
-  "holderSlotsMax",
-  "readerSlotsMax",
-  "ndimMax",
-  "payloadOffset",
-  "payloadAlignment",
-  "livenessCheckIntervalNs",
-  "waitSliceNs",
-  "instanceBytesMax",
-  "regionNameBytesMax",
-  "descriptorBytes",
-  "headerBytes",
-] as const satisfies ReadonlyArray<keyof NativeLimits>;
 
 /**
  * The path {@link openNativeLibrary} uses when given none: `SNAKEPIT_NATIVE_LIB` if set, else the

@@ -36,6 +36,7 @@ test {
     _ = @import("pid_table.zig");
     _ = @import("rwlock.zig");
     _ = @import("rwlock_stress.zig");
+    _ = @import("rwlock_test.zig");
     _ = @import("limits.zig");
     _ = @import("region_name.zig");
     _ = @import("region.zig");
