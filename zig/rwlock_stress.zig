@@ -15,21 +15,8 @@ const releaseExclusive = rwlock.releaseExclusive;
 const waiters_bit = rwlock.waiters_bit;
 
 const testing = std.testing;
-
-fn testHeader() Header {
-    var header: Header = undefined;
-    header_file.initialize(&header, .{
-        .generation = 1,
-        .payload_bytes = 64,
-        .creator_pid = 1,
-        .creation_time_ns = 0,
-    });
-    return header;
-}
-
-fn selfPid() u32 {
-    return @intCast(std.c.getpid());
-}
+const testHeader = @import("rwlock_test.zig").testHeader;
+const selfPid = @import("rwlock_test.zig").selfPid;
 
 const StressContext = struct {
     header: *Header,

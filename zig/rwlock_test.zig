@@ -23,7 +23,8 @@ const waiters_bit = rwlock.waiters_bit;
 
 const testing = std.testing;
 
-fn testHeader() Header {
+/// A fresh region header for lock tests (shared with rwlock_stress.zig).
+pub fn testHeader() Header {
     var header: Header = undefined;
     header_file.initialize(&header, .{
         .generation = 1,
@@ -34,7 +35,8 @@ fn testHeader() Header {
     return header;
 }
 
-fn selfPid() u32 {
+/// This process's pid, as a lock waiter records it.
+pub fn selfPid() u32 {
     return @intCast(std.c.getpid());
 }
 
