@@ -42,7 +42,7 @@ $(STAMPS)/npm: package.json package-lock.json
 	@$(BUN) --version >/dev/null && $(DENO) --version >/dev/null
 	@touch $@
 
-$(STAMPS)/venv: python/requirements.lock python/pyproject.toml
+$(STAMPS)/venv: python/requirements.lock python/pyproject.toml python/setup.py python/src/snakepit_bridge/_lane_native.c
 	@mkdir -p $(STAMPS)
 	@echo "==> Python venv ($(VENV)) with pinned packages"
 	@test -x $(PY) || $(PYTHON_BOOTSTRAP) -m venv $(VENV)

@@ -1,7 +1,8 @@
 // Fast-lane benchmark (issue 9): a no-op call and a large byte round trip through the pool's
 // shared-memory fast lane and through its gRPC transport, beside the bare mechanism of subprocess
 // bridges (JSON lines over pipes, spawned with node:child_process from this same run) and
-// python-shell driving the same loop; plus the idle CPU of a fast-lane pool of 4. The call paths
+// python-shell driving the same loop; the fast lane again with the worker's C lean loop switched
+// off (SNAKEPIT_LANE_NATIVE=0); plus the idle CPU of a fast-lane pool of 4. The call paths
 // are measured in rotating rounds so that machine noise and drift fall on all of them alike.
 // Run: `make bench`, or `bun run bench/fast_lane.ts` / `deno run -A bench/fast_lane.ts`.
 import { Buffer } from "node:buffer";
@@ -39,8 +40,8 @@ type Transport = "fast-lane" | "grpc";
  * non-thread-safe adapter. On the fast lane the other 15 of the 16 in flight wait in the worker's
  * request ring (pipelining, `pipelineDepth` 16); over gRPC they wait in the pool's queue.
  */
-function startPool(transport: Transport, size: number, laneSpinUs?: number): Promise<Pool> {
-  return Pool.start({ ...base, size, transport, ...(laneSpinUs === undefined ? {} : { laneSpinUs }) });
+function startPool(transport: Transport, size: number, laneSpinUs?: number, env?: Record<string, string>): Promise<Pool> {
+  return Pool.start({ ...base, size, transport, ...(laneSpinUs === undefined ? {} : { laneSpinUs }), ...(env ? { env } : {}) });
 }
 const UNAVAILABLE = "n/a";
 
@@ -279,7 +280,9 @@ try {
   stops.push(loop.stop);
   const grpcPool = await startPool("grpc", 1);
   const fastLanePool = await startPool("fast-lane", 1);
-  for (const pool of [grpcPool, fastLanePool]) if (pool) pools.push(pool);
+  // The same lane with the worker's C lean loop switched off: what the loop itself buys.
+  const pythonLoopPool = await startPool("fast-lane", 1, undefined, { SNAKEPIT_LANE_NATIVE: "0" });
+  for (const pool of [grpcPool, fastLanePool, pythonLoopPool]) if (pool) pools.push(pool);
   const poolCall = (pool: Pool | undefined): Call | undefined =>
     pool && ((tool, args) => pool.call(tool, args));
   const paths: Path[] = [
@@ -307,6 +310,13 @@ try {
     {
       name: 'snakepit, transport "fast-lane"',
       call: poolCall(fastLanePool),
+      missing: UNAVAILABLE,
+      samples: [],
+      callsPerSecond: [],
+    },
+    {
+      name: '  the same, worker loop in Python (SNAKEPIT_LANE_NATIVE=0)',
+      call: poolCall(pythonLoopPool),
       missing: UNAVAILABLE,
       samples: [],
       callsPerSecond: [],

@@ -22,8 +22,9 @@ from typing import Any
 import msgpack
 import pytest
 
-from snakepit_bridge import native
+from snakepit_bridge import lane_native, native
 from snakepit_bridge._generated import worker_pb2
+from snakepit_bridge.adapter import Adapter
 from snakepit_bridge.examples.echo import EchoAdapter
 from snakepit_bridge.lane import (
     FRAME_SPILL,
@@ -40,6 +41,7 @@ from snakepit_bridge.lane import (
     U32_MASK,
     Lane,
     decode_frame,
+    encode_call,
 )
 from snakepit_bridge.lane_server import LaneServer
 from snakepit_bridge.native_region import Region
@@ -174,7 +176,14 @@ class HostLane:
         self.region.publish_word(OFF_REQ_HEAD, self.request_head, OFF_REQ_PARKED)
 
     def send(self, *frames: list[Any]) -> None:
-        self.send_bytes(*(packb(frame) for frame in frames))
+        """Sends frames as the host does: well-formed calls in their binary layout, everything
+        else (and malformed calls, for the error tests) as msgpack arrays."""
+        self.send_bytes(
+            *(
+                encode_call(frame) if frame[0] == REQ_CALL and len(frame) == 11 else packb(frame)
+                for frame in frames
+            )
+        )
 
     def send_spilled(self, frame: list[Any]) -> str:
         """Sends `frame` in a region of its own; returns the region's name (the host closes
@@ -313,17 +322,28 @@ class Served:
             return b""
 
 
-@pytest.fixture
-def serve(library: native.NativeLibrary, host: HostLane) -> Iterator[Callable[[], Served]]:
-    """Starts a LaneServer over `host`'s lane, serving EchoAdapter one call at a time."""
+@pytest.fixture(params=["c-loop", "python-loop"])
+def serve(
+    request: pytest.FixtureRequest,
+    monkeypatch: pytest.MonkeyPatch,
+    library: native.NativeLibrary,
+    host: HostLane,
+) -> Iterator[Callable[..., Served]]:
+    """Starts a LaneServer over `host`'s lane, serving EchoAdapter one call at a time: once
+    with the C lean loop (where it is built) and once with the Python path alone."""
+    if request.param == "c-loop" and not lane_native.available():
+        pytest.skip(f"the C lean loop is not built: {lane_native.layout_mismatches()}")
+    monkeypatch.setenv(lane_native.ENV_SWITCH, "1" if request.param == "c-loop" else "0")
     started: list[Served] = []
     closers: list[Callable[[], None]] = []
 
-    def start() -> Served:
+    def start(adapter: Adapter | None = None) -> Served:
         read_end, write_end = os.pipe()
         closers.extend([lambda: os.close(read_end), lambda: os.close(write_end)])
         fcntl.fcntl(read_end, fcntl.F_SETFL, fcntl.fcntl(read_end, fcntl.F_GETFL) | os.O_NONBLOCK)
-        servicer = WorkerServicer(EchoAdapter(), WorkerIdentity(adapter="echo"), max_concurrency=1)
+        servicer = WorkerServicer(
+            adapter or EchoAdapter(), WorkerIdentity(adapter="echo"), max_concurrency=1
+        )
         closers.append(servicer.close)
         lane = Lane(library, host.name, instance=host.instance)
         broken: list[BaseException] = []

@@ -28,7 +28,7 @@ const MSGPACK_FALSE = 0xc2;
 const MSGPACK_TRUE = 0xc3;
 
 /** `{}` (or an object without a prototype and without keys): encodes as an empty map. */
-function isEmptyPlainObject(value: unknown): boolean {
+export function isEmptyPlainObject(value: unknown): boolean {
   if (value === null || typeof value !== "object") return false;
   const prototype = Object.getPrototypeOf(value);
   if (prototype !== Object.prototype && prototype !== null) return false;

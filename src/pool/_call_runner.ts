@@ -75,8 +75,14 @@ export class CallRunner {
     try {
       while (true) {
         const acquired = acquire(request, context);
-        worker = acquired instanceof Promise ? await acquired : acquired;
-        dispatchedAt = performance.now();
+        // A worker found at once was dispatched when the call came (the clock is not read
+        // again: on Deno each read is a runtime call).
+        if (acquired instanceof Promise) {
+          worker = await acquired;
+          dispatchedAt = performance.now();
+        } else {
+          worker = acquired;
+        }
         this.#started(request, context, worker, dispatchedAt - queuedAt);
         // The fast lane fails its calls itself when the worker exits (its exit closes the
         // transport); gRPC may not notice a dead peer at once, so the exit races the call.
@@ -99,10 +105,12 @@ export class CallRunner {
             );
           }
           if (!outcome.ok) throw errorFromWire(outcome.error, context);
-          const answeredAt = performance.now();
+          // Timing is measured only when `call:end` reports it.
+          const answeredAt = this.events.has("call:end") ? performance.now() : -1;
           const blobbed = withBlobs(worker.transport, outcome.data, request, context);
           const data = blobbed instanceof Promise ? await blobbed : blobbed;
           const value = decodePayload(data, outcome.encoding, context.transfer) as T;
+          if (answeredAt < 0) return value;
           const decodeMs = performance.now() - answeredAt;
           const pythonExecuteMs = outcome.timing.executeNs / 1e6;
           const pythonMs = (outcome.timing.decodeNs + outcome.timing.executeNs + outcome.timing.encodeNs) / 1e6;
@@ -120,6 +128,7 @@ export class CallRunner {
             // back to the queue whatever the tool does (as it would have over gRPC).
             this.release(worker);
             worker = undefined;
+            dispatchedAt = performance.now();
             continue;
           }
           const translated = await this.#translate(error, worker, context);

@@ -80,6 +80,7 @@ export class Pool implements AsyncDisposable {
       },
       nextRequestId: () => `${this.#runId}-${(this.#requestSequence++).toString(36)}`,
       transfer: (requestId) => this.#tensors.transfer(requestId),
+      timed: () => this.#events.has("call:end"),
     };
     for (const [name, listener] of Object.entries(options.on)) {
       this.#events.on(name as PoolEventName, listener as (event: unknown) => void);

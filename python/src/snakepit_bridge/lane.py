@@ -209,6 +209,7 @@ class Lane:
                 f"of {slot_bytes} bytes in a {payload}-byte payload"
             )
         self.epoch = epoch
+        self.slot_bytes = slot_bytes
         self.slot_count = slot_count
         self._view = view
         self.requests = Ring(view, HEADER_BYTES, slot_bytes, slot_count, epoch)
@@ -226,6 +227,11 @@ class Lane:
     def out_word() -> ctypes.c_uint32:
         """An out-word for wait/publish: one per thread that calls them (they write it)."""
         return ctypes.c_uint32()
+
+    @property
+    def payload_view(self) -> memoryview:
+        """The region's payload (header and both rings), for the C lean loop."""
+        return self._view
 
     # --- words --------------------------------------------------------------------------
 

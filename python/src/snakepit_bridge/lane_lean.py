@@ -66,6 +66,10 @@ class LeanCalls:
             self._writer.send(reply)  # An error frame.
         return True
 
+    def send_error(self, request_id: str, error: BaseException) -> None:
+        """Sends the error frame of a call whose tool raised (the C lean loop's path too)."""
+        self._writer.send(self._error_reply(request_id, error))
+
     def _reply(
         self, tool: Any, frame: list[Any], encoding: int, regions: CallRegions | None
     ) -> bytes | tuple[str, bytes, int, int, int, int] | None:

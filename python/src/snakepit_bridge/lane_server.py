@@ -24,7 +24,7 @@ from typing import Any
 
 import msgpack
 
-from snakepit_bridge import log_records
+from snakepit_bridge import lane_native
 from snakepit_bridge._generated import worker_pb2
 from snakepit_bridge.lane import (
     FRAME_SPILL,
@@ -103,7 +103,12 @@ class LaneServer:
         self._pool_lock = threading.Lock()
         self._inline_ok = servicer.max_concurrency == 1
         self._packb = msgpack.Packer(use_bin_type=True).pack
-        self._lean_call = LeanCalls(servicer, self._writer).run
+        lean_calls = LeanCalls(servicer, self._writer)
+        self._lean_call = lean_calls.run
+        # The C lean loop (None: not built or switched off), sharing the Python path's errors.
+        self._native = lane_native.lean_loop(
+            servicer, lane, self._writer, doorbell_fd, lean_calls.send_error
+        )
         self._thread = threading.Thread(target=self._run, name="snakepit-lane-reader", daemon=True)
 
     def start(self) -> None:
@@ -152,6 +157,9 @@ class LaneServer:
         out = self._reader_out
         spin = AdaptiveSpin(self._spin_ns)
         clock = time.perf_counter_ns
+        native = self._native if self._inline_ok else None
+        servicer = self._servicer
+        broker = servicer.broker
         while not self._stopping:
             budget = spin.budget_ns
             started = clock()
@@ -165,6 +173,14 @@ class LaneServer:
                 raise LaneProtocolError(
                     f"request head {head} is more than {lane.slot_count} frames past {consumed}"
                 )
+            if native is not None and self._pool_busy == 0 and not self._cancelled_early:
+                # Inline calls only (as `_start` runs them), and no cancel waiting for its call.
+                consumed, served = native.serve(consumed, head)
+                if served:
+                    servicer.lane_calls_done(served)
+                    broker.sweep_if_due()
+                if consumed == head:
+                    continue
             frames = []
             while consumed != head:
                 frames.append((consumed, self._frame(requests.read(consumed), consumed)))

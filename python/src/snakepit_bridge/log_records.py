@@ -42,6 +42,11 @@ def unbind_call(token: contextvars.Token[tuple[str, str] | None]) -> None:
         _current_call.set(None)
 
 
+def call_variable() -> contextvars.ContextVar[tuple[str, str] | None]:
+    """The context variable `bind_call` sets (the C lean loop binds it the same way)."""
+    return _current_call
+
+
 def current_call() -> tuple[str, str] | None:
     """The (correlation_id, traceparent) bound here, or None."""
     return _current_call.get()

@@ -117,9 +117,17 @@ class WorkerServicer(worker_pb2_grpc.WorkerServicer):
         """The tool `name` when it can run without a context: sync, not streaming, no `ctx`."""
         return self._lean_tools.get(name)
 
+    def lean_tools(self) -> dict[str, Tool]:
+        """Every tool `lean_tool` finds, by name."""
+        return dict(self._lean_tools)
+
     def lane_call_done(self) -> None:
         self.lane_call = None
         self._lane_calls_served += 1
+
+    def lane_calls_done(self, count: int) -> None:
+        """Counts `count` calls the C lean loop ran (it sets and clears `lane_call` itself)."""
+        self._lane_calls_served += count
 
     @property
     def tools(self) -> dict[str, Tool]:

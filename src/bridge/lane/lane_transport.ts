@@ -43,6 +43,8 @@ export class FastLaneTransport implements WorkerTransport {
   #requestHead: number;
   #responseTail: number;
   #spinUntil = 0;
+  /** A frame went out since the last poll: the spin budget restarts there. */
+  #sent = false;
   #parked = false;
   /** The last poll found nothing: a reply found now is one a spin waited for. */
   #waiting = false;
@@ -220,6 +222,10 @@ export class FastLaneTransport implements WorkerTransport {
   poll(now: number): boolean {
     if (this.#closed) return false;
     try {
+      if (this.#sent) {
+        this.#sent = false;
+        this.#spinUntil = now + this.#spin.budgetMs;
+      }
       if (this.#drain()) {
         if (this.#waiting) this.#spin.caught();
         this.#waiting = false;
@@ -254,7 +260,10 @@ export class FastLaneTransport implements WorkerTransport {
   }
 
   #activate(): void {
-    this.#spinUntil = performance.now() + this.#spin.budgetMs;
+    // The spin restarts at the next poll, from that poll's clock reading: a call reads no
+    // clock of its own (on Deno each read is a runtime call).
+    this.#spinUntil = 0;
+    this.#sent = true;
     if (this.#parked) {
       this.#parked = false;
       this.#layout.store(OFF.hostParked, 0);
