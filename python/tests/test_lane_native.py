@@ -3,15 +3,20 @@ results, errors, log ids, counters and fallbacks; driven by the Python host of l
 
 from __future__ import annotations
 
+import os
+import random
 import shutil
+import struct
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 from lane_host import (
     SLOT_BYTES,
     SLOT_COUNT,
+    TEST_SPIN_NS,
+    HostLane,
     Served,
     await_condition,
     call,
@@ -22,10 +27,24 @@ from lane_host import (
     unpack,
 )
 
-from snakepit_bridge import lane_native, log_records
+from snakepit_bridge import lane_native, log_records, native
 from snakepit_bridge._generated import worker_pb2
 from snakepit_bridge.adapter import Adapter, tool
-from snakepit_bridge.lane import FRAME_SPILL, OFF_REQ_STARTED, OFF_REQ_TAIL, RESP_ERROR, RESP_RESULT
+from snakepit_bridge.lane import (
+    FRAME_SPILL,
+    OFF_REQ_STARTED,
+    OFF_REQ_TAIL,
+    OFF_RESP_HEAD,
+    RESP_ERROR,
+    RESP_RESULT,
+    SLOT_HEADER_BYTES,
+    U32_MASK,
+    Lane,
+    encode_call,
+)
+from snakepit_bridge.lane_lean import LeanCalls
+from snakepit_bridge.lane_writer import ResponseWriter
+from snakepit_bridge.server import WorkerIdentity, WorkerServicer
 
 c_loop = pytest.mark.parametrize("serve", ["c-loop"], indirect=True)
 
@@ -191,3 +210,79 @@ def test_a_full_response_ring_makes_the_c_loop_wait_for_the_host(
     assert [frame[1] for frame in replies] == [f"c{index}" for index in range(12)]
     assert [unpack(frame[2]) for frame in replies] == [index + 2 for index in range(12)]
     assert loop_calls(served) == 12 and served.broken == []
+
+
+@pytest.fixture
+def bare_loop(library: native.NativeLibrary, host: HostLane) -> Iterator[tuple[Any, HostLane]]:
+    """A LaneLoop over `host`'s lane, with no reader thread: the test calls `serve` itself."""
+    if not lane_native.available():
+        pytest.skip(f"the C lean loop is not built: {lane_native.layout_mismatches()}")
+    read_end, write_end = os.pipe()
+    servicer = WorkerServicer(LeanAdapter(), WorkerIdentity(adapter="lean"), max_concurrency=1)
+    lane = Lane(library, host.name, instance=host.instance)
+    writer = ResponseWriter(lane, write_end, TEST_SPIN_NS, 1_000_000_000)
+    loop = lane_native.lean_loop(
+        servicer, lane, writer, write_end, LeanCalls(servicer, writer).send_error
+    )
+    try:
+        yield loop, host
+    finally:
+        del loop
+        writer.close()
+        lane.close()
+        servicer.close()
+        os.close(read_end)
+        os.close(write_end)
+
+
+def test_fuzzed_call_slots_are_served_correctly_or_left_to_python_never_anything_else(
+    bare_loop: tuple[Any, HostLane],
+) -> None:
+    loop, host = bare_loop
+    generator = random.Random(0xC100)
+    capacity = host.capacity
+    outcomes = {"served": 0, "left": 0}
+    index = 0
+    for round_number in range(3000):
+        frame = encode_call(call(f"c{round_number}", "add", {"a": round_number}))
+        host.write_request(index, frame)
+        offset = host.request_slot(index)
+        # A third of the frames stay whole (and are served), the rest take 1 or 2 mutations.
+        for _ in range(generator.randrange(3)):
+            choice = generator.random()
+            if choice < 0.25:
+                word = generator.randrange(4)
+                interesting = [0, 1, U32_MASK, capacity, capacity + 1, index, host.epoch]
+                value = generator.choice([*interesting, generator.getrandbits(32)])
+                struct.pack_into("<I", host.view, offset + 4 * word, value)
+            elif choice < 0.4:
+                struct.pack_into("<I", host.view, offset + 8, generator.randrange(1, capacity + 1))
+            elif choice < 0.7:
+                # The call header: markers, lengths, deadlines.
+                at = offset + SLOT_HEADER_BYTES + generator.randrange(36)
+                host.view[at] = generator.randrange(256)
+            else:
+                start = offset + SLOT_HEADER_BYTES + generator.randrange(len(frame))
+                end = min(offset + host.slot_bytes, start + generator.randrange(1, 8))
+                host.view[start:end] = generator.randbytes(end - start)
+        slot = bytes(host.view[offset : offset + host.slot_bytes])
+        response_head = host.word(OFF_RESP_HEAD)
+        started = host.word(OFF_REQ_STARTED)
+        consumed, served = loop.serve(index, index + 1)
+        if served == 0:
+            outcomes["left"] += 1
+            assert consumed == index
+            assert host.word(OFF_RESP_HEAD) == response_head, "a frame left to Python sent nothing"
+            assert host.word(OFF_REQ_STARTED) == started, "nor counted a call started"
+            continue
+        outcomes["served"] += 1
+        assert (consumed, served) == (index + 1, 1)
+        sequence, epoch, length, _ = struct.unpack_from("<4I", slot)
+        assert (sequence, epoch) == (index, host.epoch) and len(frame) == length
+        assert host.word(OFF_REQ_STARTED) == index + 1
+        identifier_length = struct.unpack_from("<H", slot, SLOT_HEADER_BYTES + 20)[0]
+        identifier = slot[SLOT_HEADER_BYTES + 36 : SLOT_HEADER_BYTES + 36 + identifier_length]
+        reply = host.receive()
+        assert reply[0] in (RESP_RESULT, RESP_ERROR) and reply[1] == identifier.decode()
+        index += 1
+    assert all(count > 500 for count in outcomes.values()), outcomes

@@ -63,6 +63,8 @@ typedef struct {
     uint16_t id_length;
     const uint8_t *tool;
     uint16_t tool_length;
+    const uint8_t *session;
+    uint16_t session_length;
     const uint8_t *correlation;
     uint16_t correlation_length;
     const uint8_t *traceparent;
@@ -151,17 +153,18 @@ static const uint8_t *call_slot(const LaneLoop *self, uint8_t *base, uint32_t in
     call->queue_deadline_ms = load_f64(frame + 12);
     call->id_length = load_u16(frame + 20);
     call->tool_length = load_u16(frame + 22);
-    uint16_t session_length = load_u16(frame + 24);
+    call->session_length = load_u16(frame + 24);
     call->correlation_length = load_u16(frame + 26);
     call->traceparent_length = load_u16(frame + 28);
     call->args_length = load_u32(frame + 32);
     uint64_t total = (uint64_t)CALL_HEADER_BYTES + call->id_length + call->tool_length +
-                     session_length + call->correlation_length + call->traceparent_length +
+                     call->session_length + call->correlation_length + call->traceparent_length +
                      call->args_length;
     if (total != length) return NULL;
     call->id = frame + CALL_HEADER_BYTES;
     call->tool = call->id + call->id_length;
-    call->correlation = call->tool + call->tool_length + session_length;
+    call->session = call->tool + call->tool_length;
+    call->correlation = call->session + call->session_length;
     call->traceparent = call->correlation + call->correlation_length;
     call->args = call->traceparent + call->traceparent_length;
     return frame;
@@ -220,19 +223,28 @@ refused:
     return NULL;
 }
 
-/* Tags log records with the call's ids, as log_records.bind_call does; the reset token. */
-static PyObject *bind_log_ids(LaneLoop *self, const CallFrame *call) {
+/* The call's (correlation id, traceparent), as log_records.bind_call binds them; NULL (no error
+ * set) when a text field is not UTF-8, which Python reports as a protocol error. */
+static PyObject *log_ids(const CallFrame *call) {
+    if (call->session_length > 0) {
+        // The lean path does not use the session, but a frame Python refuses is refused here too.
+        PyObject *session =
+            PyUnicode_DecodeUTF8((const char *)call->session, call->session_length, NULL);
+        if (session == NULL) {
+            PyErr_Clear();
+            return NULL;
+        }
+        Py_DECREF(session);
+    }
     PyObject *ids = Py_BuildValue("(s#s#)", (const char *)call->correlation,
                                   (Py_ssize_t)call->correlation_length,
                                   (const char *)call->traceparent,
                                   (Py_ssize_t)call->traceparent_length);
-    if (ids == NULL) return NULL;
-    PyObject *token = PyContextVar_Set(self->call_var, ids);
-    Py_DECREF(ids);
-    return token;
+    if (ids == NULL) PyErr_Clear();
+    return ids;
 }
 
-/* Undoes bind_log_ids (log_records.unbind_call); never fails. */
+/* Undoes the binding of the call's log ids (log_records.unbind_call); never fails. */
 static void unbind_log_ids(LaneLoop *self, PyObject *token) {
     if (token == NULL) return;
     if (PyContextVar_Reset(self->call_var, token) != 0) {
@@ -411,8 +423,10 @@ static int run_call(LaneLoop *self, uint8_t *base, uint32_t index) {
         if (arguments == NULL) return 0;
     }
     PyObject *request_id = PyUnicode_DecodeUTF8((const char *)call.id, call.id_length, NULL);
-    if (request_id == NULL) {
+    PyObject *ids = request_id == NULL ? NULL : log_ids(&call);
+    if (ids == NULL) {
         PyErr_Clear();
+        Py_XDECREF(request_id);
         Py_XDECREF(arguments);
         return 0;
     }
@@ -422,7 +436,7 @@ static int run_call(LaneLoop *self, uint8_t *base, uint32_t index) {
     int status = -1;
     PyObject *token = NULL, *result = NULL, *exception = NULL;
     if (PyObject_SetAttr(self->servicer, str_lane_call, request_id) != 0) goto done;
-    token = bind_log_ids(self, &call);
+    token = PyContextVar_Set(self->call_var, ids); // log_records.bind_call
     if (token == NULL) goto done;
     PyObject *function = PyTuple_GET_ITEM(entry, 0);
     result = arguments == NULL ? PyObject_CallNoArgs(function)
@@ -440,6 +454,7 @@ static int run_call(LaneLoop *self, uint8_t *base, uint32_t index) {
         status = reply(self, base, &call, request_id, result, started_ns, decoded_ns, executed_ns);
     }
 done:
+    Py_DECREF(ids);
     Py_XDECREF(exception);
     Py_XDECREF(result);
     Py_XDECREF(arguments);
