@@ -23,7 +23,7 @@ import { type PendingCall, PendingReplies } from "./_pending_replies.ts";
 import { AdaptiveSpin } from "./_adaptive_spin.ts";
 import type { LaneEnvironment } from "./_lane_environment.ts";
 import { keepPolling, stopPolling } from "./_poller.ts";
-import { encodeCallFrame, FRAME_SPILL, type LaneLayout, LaneProtocolError, OFF, REQ, type ResultFrame } from "./ring.ts";
+import { encodeCallFrame, FRAME_SPILL, type LaneLayout, LaneProtocolError, OFF, REQ, RESULT_MARKER, SLOT_HEADER_BYTES } from "./ring.ts";
 
 export type { LaneEnvironment } from "./_lane_environment.ts";
 /** The cleanup of a call with nothing to disarm. */
@@ -68,15 +68,15 @@ export class FastLaneTransport implements WorkerTransport {
     if (signal?.aborted) return Promise.reject(new ChannelError("CANCELLED: aborted before sending", GrpcStatus.CANCELLED));
     return new Promise<WireOutcome>((resolve, reject) => {
       const id = request.requestId;
-      const entry: PendingCall = { kind: "call", index: undefined, queueDeadline: 0, resolve, reject, cleanup: NO_CLEANUP };
-      this.#pending.add(id, entry);
+      const entry: PendingCall = { kind: "call", id, index: undefined, queueDeadline: 0, resolve, reject, cleanup: NO_CLEANUP };
+      this.#pending.addCall(entry);
       // Behind other calls, this one waits in the ring: its queue deadline is watched.
       if (request.queueDeadlineUnixMs > 0 && this.#pending.size > 1) {
         this.#pending.watchQueueDeadline(entry, request.queueDeadlineUnixMs);
       }
       // A call with neither a deadline nor a signal (the common case) needs no closures.
       if (request.deadlineUnixMs > 0 || signal) {
-        this.#pending.guard(id, entry, request.deadlineUnixMs, signal, () => this.#cancelRemote(id));
+        this.#pending.guard(entry, request.deadlineUnixMs, signal, () => this.#cancelRemote(id));
       }
       try {
         if (this.#sendCall(request, entry)) return;
@@ -89,7 +89,7 @@ export class FastLaneTransport implements WorkerTransport {
           };
         }
       } catch (error) {
-        this.#pending.remove(id);
+        this.#pending.removeCall(entry);
         entry.cleanup();
         reject(error as Error);
       }
@@ -108,7 +108,7 @@ export class FastLaneTransport implements WorkerTransport {
       wake = undefined;
       waiting?.();
     };
-    this.#pending.add(id, {
+    this.#pending.addStream(id, {
       kind: "stream",
       push: (event) => {
         events.push(event);
@@ -162,8 +162,8 @@ export class FastLaneTransport implements WorkerTransport {
       if (timer !== undefined) clearTimeout(timer);
       signal?.removeEventListener("abort", onAbort);
       freeSpill?.();
-      if (this.#pending.get(id)?.kind === "stream") {
-        this.#pending.forget(id);
+      if (this.#pending.hasStream(id)) {
+        this.#pending.forgetStream(id);
         // A consumer that stops early (break, throw, abort) cancels the worker's generator.
         if (!finished) this.#cancelRemote(id);
       }
@@ -288,7 +288,8 @@ export class FastLaneTransport implements WorkerTransport {
       this.#backlog.push({ frame: slotFrame.slice(), entry });
     } else {
       if (entry) entry.index = this.#requestHead;
-      this.#publishRequest(slotFrame);
+      this.#layout.writeRequest(this.#requestHead, slotFrame);
+      this.#advanceRequestHead();
     }
     this.#activate();
     return free;
@@ -309,11 +310,6 @@ export class FastLaneTransport implements WorkerTransport {
     return true;
   }
 
-  #publishRequest(frame: Uint8Array): void {
-    this.#layout.writeRequest(this.#requestHead, frame);
-    this.#advanceRequestHead();
-  }
-
   #advanceRequestHead(): void {
     const layout = this.#layout;
     this.#requestHead = (this.#requestHead + 1) >>> 0;
@@ -329,13 +325,18 @@ export class FastLaneTransport implements WorkerTransport {
     while (sent < backlog.length && ((this.#requestHead - tail) >>> 0) < layout.slotCount) {
       const { frame, entry } = backlog[sent]!;
       if (entry) entry.index = this.#requestHead;
-      this.#publishRequest(frame);
+      this.#layout.writeRequest(this.#requestHead, frame);
+      this.#advanceRequestHead();
       sent += 1;
     }
     backlog.splice(0, sent);
   }
 
-  /** Reads every published reply; true when there was any. */
+  /**
+   * Reads every published reply; true when there was any. Result frames are delivered where
+   * they lie (only their data copied out); any other frame, and every frame after it, is copied
+   * and delivered once the tail is published, in order.
+   */
   #drain(): boolean {
     const layout = this.#layout;
     if (this.#backlog.length > 0) this.#flushBacklog();
@@ -345,17 +346,23 @@ export class FastLaneTransport implements WorkerTransport {
     if (((head - index) >>> 0) > layout.slotCount) {
       throw new LaneProtocolError(`response head ${head} is more than ${layout.slotCount} frames past ${index}`);
     }
-    const frames: Array<ResultFrame | Uint8Array> = [];
+    const bytes = layout.bytes;
+    const view = layout.view;
+    let others: Uint8Array[] | undefined;
     while (index !== head) {
-      frames.push(layout.readResponseFrame(index));
+      const length = layout.checkResponse(index);
+      const start = layout.responseSlot(index) + SLOT_HEADER_BYTES;
+      // Once a frame is deferred, every later one is too: replies keep their order (a broken
+      // frame fails the calls whose replies follow it).
+      if (others === undefined && bytes[start] === RESULT_MARKER) this.#pending.deliverResult(bytes, view, start, length, true);
+      else (others ??= []).push(bytes.slice(start, start + length));
       index = (index + 1) >>> 0;
     }
     this.#responseTail = index;
     layout.store(OFF.respTail, index);
     if (Atomics.exchange(layout.words, OFF.respSpaceParked >>> 2, 0) !== 0) this.#env.wakeWord(OFF.respTail);
-    for (const frame of frames) {
-      if (frame instanceof Uint8Array) this.#pending.deliverBytes(frame, this.#readSpill);
-      else this.#pending.deliverResult(frame);
+    if (others !== undefined) {
+      for (const frame of others) this.#pending.deliverBytes(frame, this.#readSpill);
     }
     return true;
   }

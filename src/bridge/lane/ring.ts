@@ -137,96 +137,6 @@ function writeText(target: Uint8Array, view: DataView, lengthAt: number, text: s
   return written;
 }
 
-/** A decoded result frame. */
-export interface ResultFrame {
-  id: string;
-  data: Uint8Array;
-  encoding: number;
-  decodeNs: number;
-  executeNs: number;
-  encodeNs: number;
-}
-
-/** A result frame's fields (its data a view of `bytes`); LaneProtocolError when lengths are off. */
-export function decodeResultFrame(bytes: Uint8Array): ResultFrame {
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  return decodeResultAt(bytes, view, 0, bytes.byteLength, false);
-}
-
-/**
- * Decodes the result frame of `length` bytes at `start` of `bytes` (`view` over the same bytes);
- * `copy`: whether the data must be copied out (it lies in a ring slot that will be reused).
- */
-function decodeResultAt(bytes: Uint8Array, view: DataView, start: number, length: number, copy: boolean): ResultFrame {
-  if (length < RESULT_HEADER_BYTES) {
-    throw new LaneProtocolError(`a result frame of ${length} bytes is truncated`);
-  }
-  const idLength = view.getUint16(start + 2, true);
-  const dataLength = view.getUint32(start + 4, true);
-  if (RESULT_HEADER_BYTES + idLength + dataLength !== length) {
-    throw new LaneProtocolError(`a result frame's lengths do not add up to its ${length} bytes`);
-  }
-  const idStart = start + RESULT_HEADER_BYTES;
-  const idEnd = idStart + idLength;
-  const end = start + length;
-  return {
-    id: decodeId(bytes, idStart, idEnd),
-    data: copy ? copyOut(bytes, idEnd, end) : bytes.subarray(idEnd, end),
-    encoding: view.getUint8(start + 1),
-    decodeNs: view.getFloat64(start + 8, true),
-    executeNs: view.getFloat64(start + 16, true),
-    encodeNs: view.getFloat64(start + 24, true),
-  };
-}
-
-const idCodes: number[] = [];
-
-/**
- * The request id at `start..end` of `bytes`. Ids are ASCII: one flat string from the character
- * codes (a string built by `+=` is a rope, flattened again by the map lookup that follows).
- */
-function decodeId(bytes: Uint8Array, start: number, end: number): string {
-  const codes = idCodes;
-  codes.length = end - start;
-  for (let index = start; index < end; index++) {
-    const byte = bytes[index]!;
-    if (byte >= 0x80) return new TextDecoder().decode(bytes.subarray(start, end));
-    codes[index - start] = byte;
-  }
-  return String.fromCharCode.apply(null, codes);
-}
-
-/** Copies of at most this many bytes are carved from a shared block (see `copyOut`). */
-const POOLED_COPY_BYTES_MAX = 64;
-const COPY_POOL_BYTES = 8192;
-let copyPool = new ArrayBuffer(COPY_POOL_BYTES);
-let copyPoolOffset = COPY_POOL_BYTES;
-
-/**
- * A copy of `bytes[start..end]` backed by an ArrayBuffer. Not `slice`: a small typed array made
- * that way has no ArrayBuffer yet (Bun) or lives on the heap (V8), and the msgpack decoder's
- * first `.buffer` read pays to move it. Small copies (most results: a no-op's is one byte) are
- * carved from an 8 KiB block, as Node's `Buffer.allocUnsafe` does, so that one allocation serves
- * hundreds of results; a kept result keeps at most its block alive.
- */
-function copyOut(bytes: Uint8Array, start: number, end: number): Uint8Array {
-  const length = end - start;
-  if (length > POOLED_COPY_BYTES_MAX) {
-    const copy = new Uint8Array(new ArrayBuffer(length));
-    copy.set(bytes.subarray(start, end));
-    return copy;
-  }
-  if (copyPoolOffset + length > COPY_POOL_BYTES) {
-    copyPool = new ArrayBuffer(COPY_POOL_BYTES);
-    copyPoolOffset = 0;
-  }
-  const copy = new Uint8Array(copyPool, copyPoolOffset, length);
-  // Eight-byte steps keep every copy aligned for a DataView's wider reads.
-  copyPoolOffset += (length + 7) & ~7;
-  for (let index = 0; index < length; index++) copy[index] = bytes[start + index]!;
-  return copy;
-}
-
 /** The lane's shared memory broke the protocol (stale, torn or malformed slot or frame). */
 export class LaneProtocolError extends Error {
   constructor(message: string) {
@@ -329,15 +239,16 @@ export class LaneLayout {
   }
 
   /**
-   * Response frame `index`: a result frame decoded in place (only its data copied out), or a
-   * copy of any other frame's bytes.
+   * Checks response slot `index` against its header; the length of its frame, which starts
+   * `SLOT_HEADER_BYTES` into the slot (read in place by the caller before the slot is freed).
    */
-  readResponseFrame(index: number): ResultFrame | Uint8Array {
-    const offset = this.responseSlot(index);
-    const length = this.#check(offset, index);
-    const start = offset + SLOT_HEADER_BYTES;
-    if (this.bytes[start] !== RESULT_MARKER) return this.bytes.slice(start, start + length);
-    return decodeResultAt(this.bytes, this.#view, start, length, true);
+  checkResponse(index: number): number {
+    return this.#check(this.responseSlot(index), index);
+  }
+
+  /** A DataView over the whole region (for reading frames in place). */
+  get view(): DataView {
+    return this.#view;
   }
 
   /** A copy of request frame `index` (for tests and diagnostics). */
