@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import random
 import secrets
 import struct
 import threading
@@ -252,6 +253,28 @@ class HostLane:
     def quiet(self, seconds: float = QUIET_S) -> bool:
         """True when no response frame arrives within `seconds`."""
         return not self.await_response(seconds)
+
+
+def mutate_slot(host: HostLane, generator: random.Random, index: int, frame_length: int) -> None:
+    """One random mutation of request slot `index`, which holds a frame of `frame_length`
+    bytes: a header word (often a value at an edge), the length word, a byte of the frame's
+    first 36 (a binary call's fixed header: marker, lengths, deadlines), or a run of random
+    bytes in the frame."""
+    offset = host.request_slot(index)
+    choice = generator.random()
+    if choice < 0.25:
+        word = generator.randrange(4)
+        interesting = [0, 1, U32_MASK, host.capacity, host.capacity + 1, index, host.epoch]
+        value = generator.choice([*interesting, generator.getrandbits(32)])
+        struct.pack_into("<I", host.view, offset + 4 * word, value & U32_MASK)
+    elif choice < 0.4:
+        struct.pack_into("<I", host.view, offset + 8, generator.randrange(1, host.capacity + 1))
+    elif choice < 0.6:
+        host.view[offset + SLOT_HEADER_BYTES + generator.randrange(36)] = generator.randrange(256)
+    else:
+        start = offset + SLOT_HEADER_BYTES + generator.randrange(frame_length)
+        end = min(offset + host.slot_bytes, start + generator.randrange(1, 32))
+        host.view[start:end] = generator.randbytes(end - start)
 
 
 def call(

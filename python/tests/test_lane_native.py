@@ -23,6 +23,7 @@ from lane_host import (
     host,  # noqa: F401 - a fixture
     instance,  # noqa: F401 - a fixture
     library,  # noqa: F401 - a fixture
+    mutate_slot,
     serve,  # noqa: F401 - a fixture
     unpack,
 )
@@ -38,7 +39,6 @@ from snakepit_bridge.lane import (
     RESP_ERROR,
     RESP_RESULT,
     SLOT_HEADER_BYTES,
-    U32_MASK,
     Lane,
     encode_call,
 )
@@ -240,31 +240,15 @@ def test_fuzzed_call_slots_are_served_correctly_or_left_to_python_never_anything
 ) -> None:
     loop, host = bare_loop
     generator = random.Random(0xC100)
-    capacity = host.capacity
     outcomes = {"served": 0, "left": 0}
     index = 0
     for round_number in range(3000):
         frame = encode_call(call(f"c{round_number}", "add", {"a": round_number}))
         host.write_request(index, frame)
-        offset = host.request_slot(index)
         # A third of the frames stay whole (and are served), the rest take 1 or 2 mutations.
         for _ in range(generator.randrange(3)):
-            choice = generator.random()
-            if choice < 0.25:
-                word = generator.randrange(4)
-                interesting = [0, 1, U32_MASK, capacity, capacity + 1, index, host.epoch]
-                value = generator.choice([*interesting, generator.getrandbits(32)])
-                struct.pack_into("<I", host.view, offset + 4 * word, value)
-            elif choice < 0.4:
-                struct.pack_into("<I", host.view, offset + 8, generator.randrange(1, capacity + 1))
-            elif choice < 0.7:
-                # The call header: markers, lengths, deadlines.
-                at = offset + SLOT_HEADER_BYTES + generator.randrange(36)
-                host.view[at] = generator.randrange(256)
-            else:
-                start = offset + SLOT_HEADER_BYTES + generator.randrange(len(frame))
-                end = min(offset + host.slot_bytes, start + generator.randrange(1, 8))
-                host.view[start:end] = generator.randbytes(end - start)
+            mutate_slot(host, generator, index, len(frame))
+        offset = host.request_slot(index)
         slot = bytes(host.view[offset : offset + host.slot_bytes])
         response_head = host.word(OFF_RESP_HEAD)
         started = host.word(OFF_REQ_STARTED)

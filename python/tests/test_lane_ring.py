@@ -7,25 +7,7 @@ import random
 import struct
 from typing import Any
 
-import msgpack
 import pytest
-
-from snakepit_bridge import native
-from snakepit_bridge.lane import (
-    HEADER_BYTES,
-    LANE_VERSION,
-    Lane,
-    LaneProtocolError,
-    REQ_CALL,
-    REQ_CANCEL,
-    REQ_CREDIT,
-    Ring,
-    SLOT_HEADER_BYTES,
-    U32_MASK,
-    decode_frame,
-)
-from snakepit_bridge.native_region import Region
-
 from lane_host import (
     SLOT_BYTES,
     SLOT_COUNT,
@@ -34,9 +16,26 @@ from lane_host import (
     host,  # noqa: F401 - a fixture
     instance,  # noqa: F401 - a fixture
     library,  # noqa: F401 - a fixture
+    mutate_slot,
     packb,
     write_header,
 )
+
+from snakepit_bridge import native
+from snakepit_bridge.lane import (
+    HEADER_BYTES,
+    LANE_VERSION,
+    REQ_CALL,
+    REQ_CANCEL,
+    REQ_CREDIT,
+    SLOT_HEADER_BYTES,
+    U32_MASK,
+    Lane,
+    LaneProtocolError,
+    Ring,
+    decode_frame,
+)
+from snakepit_bridge.native_region import Region
 
 # --- attaching ------------------------------------------------------------------------------
 
@@ -194,20 +193,9 @@ def test_fuzzed_slots_are_read_correctly_or_refused_never_anything_else(host: Ho
     for round_number in range(3000):
         index = generator.randrange(1 << 32)
         host.write_request(index, packb(call(f"c{round_number}", "echo", {"value": round_number})))
-        offset = host.request_slot(index)
         for _ in range(generator.randrange(1, 4)):
-            choice = generator.random()
-            if choice < 0.3:
-                word = generator.randrange(4)
-                interesting = [0, 1, U32_MASK, capacity, capacity + 1, index, host.epoch]
-                value = generator.choice([*interesting, generator.getrandbits(32)])
-                struct.pack_into("<I", host.view, offset + 4 * word, value)
-            elif choice < 0.5:
-                struct.pack_into("<I", host.view, offset + 8, generator.randrange(1, capacity + 1))
-            else:
-                start = offset + SLOT_HEADER_BYTES + generator.randrange(capacity)
-                end = min(offset + host.slot_bytes, start + generator.randrange(1, 32))
-                host.view[start:end] = generator.randbytes(end - start)
+            mutate_slot(host, generator, index, host.capacity)
+        offset = host.request_slot(index)
         sequence, epoch, length, _ = struct.unpack_from("<4I", host.view, offset)
         try:
             data = ring.read(index)
