@@ -36,6 +36,7 @@ from snakepit_bridge.lane import (
     OFF_REQ_STARTED,
     OFF_REQ_TAIL,
     OFF_RESP_HEAD,
+    REQ_CANCEL,
     RESP_ERROR,
     RESP_RESULT,
     SLOT_HEADER_BYTES,
@@ -154,6 +155,27 @@ def test_a_tool_that_raises_sends_the_error_frame_with_its_traceback(
 
 
 @c_loop
+def test_a_call_cancelled_in_an_earlier_batch_is_left_to_python_which_drops_it(
+    serve: Callable[..., Served],
+) -> None:
+    served, _ = start_lean(serve)
+    host = served.host
+    host.send([REQ_CANCEL, "x"])
+    assert await_condition(lambda: host.word(OFF_REQ_TAIL) == 1)
+    host.send(call("x", "add", {"a": 1}), call("y", "add", {"a": 2}))
+    assert unpack(host.receive()[2]) == 4, "y ran, x did not"
+    assert host.word(OFF_REQ_STARTED) == 3
+    assert loop_calls(served) == 0, "the batch went to Python from x on"
+    # A cancel for a call long finished stays in the worker's memory; the loop carries on.
+    host.send([REQ_CANCEL, "y"])
+    assert await_condition(lambda: host.word(OFF_REQ_TAIL) == 4)
+    host.send(call("z", "add", {"a": 3}))
+    assert unpack(host.receive()[2]) == 5
+    assert loop_calls(served) == 1
+    assert host.quiet()
+
+
+@c_loop
 def test_arguments_the_signature_refuses_take_the_python_path_and_its_error(
     serve: Callable[..., Served],
 ) -> None:
@@ -222,7 +244,7 @@ def bare_loop(library: native.NativeLibrary, host: HostLane) -> Iterator[tuple[A
     lane = Lane(library, host.name, instance=host.instance)
     writer = ResponseWriter(lane, write_end, TEST_SPIN_NS, 1_000_000_000)
     loop = lane_native.lean_loop(
-        servicer, lane, writer, write_end, LeanCalls(servicer, writer).send_error
+        servicer, lane, writer, write_end, LeanCalls(servicer, writer).send_error, {}
     )
     try:
         yield loop, host

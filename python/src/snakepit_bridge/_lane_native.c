@@ -2,8 +2,8 @@
  * The fast lane's lean loop, in C: runs a batch of plain calls straight off the request ring.
  *
  * lane_server.py hands a batch of request frames to `LaneLoop.serve` when it could run them
- * inline on the reader thread anyway (one call at a time, nothing on the pool threads, no early
- * cancels). For each call frame in order, while the call is a plain sync tool (no `ctx`, not a
+ * inline on the reader thread anyway (one call at a time, nothing on the pool threads). For each
+ * call frame in order, while the call is a plain sync tool (no `ctx`, not a
  * stream) with no arguments or plain msgpack arguments, far from its deadlines, the loop counts
  * it started, runs the tool with the call's ids bound for logging, encodes a plain result, and
  * publishes the result frame in place: what lane_lean.py does, without a Python frame per step.
@@ -90,6 +90,7 @@ typedef struct {
     PyObject *pack;        /* value -> bytes; raises for anything needing a default */
     PyObject *encode_full; /* (request id, result) -> bytes: codec's full result encoder */
     PyObject *send_error;  /* (request id, exception) -> None: sends the error frame */
+    PyObject *cancelled;   /* ids cancelled before their frame was read (the reader's dict) */
     PyObject *nil;         /* b"\xc0": msgpack's None */
     PyObject *empty_tuple;
     unsigned long long calls; /* calls this loop ran (Python reads it as `calls`) */
@@ -424,8 +425,13 @@ static int run_call(LaneLoop *self, uint8_t *base, uint32_t index) {
     }
     PyObject *request_id = PyUnicode_DecodeUTF8((const char *)call.id, call.id_length, NULL);
     PyObject *ids = request_id == NULL ? NULL : log_ids(&call);
-    if (ids == NULL) {
+    // A call cancelled before it was read never runs: Python drops it (and forgets the id).
+    int cancelled = ids == NULL || PyDict_GET_SIZE(self->cancelled) == 0
+                        ? 0
+                        : PyDict_Contains(self->cancelled, request_id);
+    if (ids == NULL || cancelled != 0) {
         PyErr_Clear();
+        Py_XDECREF(ids);
         Py_XDECREF(request_id);
         Py_XDECREF(arguments);
         return 0;
@@ -523,17 +529,19 @@ static PyObject *LaneLoop_serve(LaneLoop *self, PyObject *const *args, Py_ssize_
 static int LaneLoop_init(LaneLoop *self, PyObject *args, PyObject *kwargs) {
     static char *keywords[] = {"view",   "epoch",  "slot_bytes", "slot_count", "msgpack_encoding",
                                "doorbell_fd", "tools", "servicer", "call_var", "writer",
-                               "unpack", "pack", "encode_full", "send_error", NULL};
+                               "unpack", "pack", "encode_full", "send_error", "cancelled",
+                               NULL};
     PyObject *view, *tools, *servicer, *call_var, *writer, *unpack, *pack, *encode_full,
-        *send_error_callback;
+        *send_error_callback, *cancelled;
     unsigned long epoch, slot_bytes, slot_count;
     long msgpack_encoding;
     int doorbell_fd;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OkkkliO!OO!OOOOO", keywords, &view, &epoch,
-                                     &slot_bytes, &slot_count, &msgpack_encoding, &doorbell_fd,
-                                     &PyDict_Type, &tools, &servicer, &PyContextVar_Type,
-                                     &call_var, &writer, &unpack, &pack, &encode_full,
-                                     &send_error_callback)) {
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OkkkliO!OO!OOOOOO!", keywords, &view,
+                                     &epoch, &slot_bytes, &slot_count, &msgpack_encoding,
+                                     &doorbell_fd, &PyDict_Type, &tools, &servicer,
+                                     &PyContextVar_Type, &call_var, &writer, &unpack, &pack,
+                                     &encode_full, &send_error_callback, &PyDict_Type,
+                                     &cancelled)) {
         return -1;
     }
     if (slot_count == 0 || slot_count > SLOT_COUNT_MAX || (slot_count & (slot_count - 1)) != 0 ||
@@ -559,6 +567,7 @@ static int LaneLoop_init(LaneLoop *self, PyObject *args, PyObject *kwargs) {
     Py_XSETREF(self->pack, Py_NewRef(pack));
     Py_XSETREF(self->encode_full, Py_NewRef(encode_full));
     Py_XSETREF(self->send_error, Py_NewRef(send_error_callback));
+    Py_XSETREF(self->cancelled, Py_NewRef(cancelled));
     Py_XSETREF(self->nil, PyBytes_FromStringAndSize("\xc0", 1));
     Py_XSETREF(self->empty_tuple, PyTuple_New(0));
     Py_CLEAR(self->cached_entry);
@@ -577,6 +586,7 @@ static int LaneLoop_traverse(LaneLoop *self, visitproc visit, void *arg) {
     Py_VISIT(self->pack);
     Py_VISIT(self->encode_full);
     Py_VISIT(self->send_error);
+    Py_VISIT(self->cancelled);
     Py_VISIT(self->cached_entry);
     return 0;
 }
@@ -592,6 +602,7 @@ static int LaneLoop_clear(LaneLoop *self) {
     Py_CLEAR(self->pack);
     Py_CLEAR(self->encode_full);
     Py_CLEAR(self->send_error);
+    Py_CLEAR(self->cancelled);
     Py_CLEAR(self->nil);
     Py_CLEAR(self->empty_tuple);
     Py_CLEAR(self->cached_entry);

@@ -81,6 +81,7 @@ def lean_loop(
     writer: ResponseWriter,
     doorbell_fd: int,
     send_error: Any,
+    cancelled: dict[str, None],
 ) -> Any | None:
     """A `LaneLoop` serving `lane_`'s plain calls, or None (see the module doc)."""
     if not enabled():
@@ -114,4 +115,5 @@ def lean_loop(
             broker, request_id, result, msgpack_encoding, None
         ),
         send_error=send_error,
+        cancelled=cancelled,
     )

@@ -107,7 +107,7 @@ class LaneServer:
         self._lean_call = lean_calls.run
         # The C lean loop (None: not built or switched off), sharing the Python path's errors.
         self._native = lane_native.lean_loop(
-            servicer, lane, self._writer, doorbell_fd, lean_calls.send_error
+            servicer, lane, self._writer, doorbell_fd, lean_calls.send_error, self._cancelled_early
         )
         self._thread = threading.Thread(target=self._run, name="snakepit-lane-reader", daemon=True)
 
@@ -173,8 +173,9 @@ class LaneServer:
                 raise LaneProtocolError(
                     f"request head {head} is more than {lane.slot_count} frames past {consumed}"
                 )
-            if native is not None and self._pool_busy == 0 and not self._cancelled_early:
-                # Inline calls only (as `_start` runs them), and no cancel waiting for its call.
+            if native is not None and self._pool_busy == 0:
+                # Inline calls only, as `_start` runs them. (A call cancelled before it was read
+                # is left to Python, which drops it: the loop sees `_cancelled_early`.)
                 consumed, served = native.serve(consumed, head)
                 if served:
                     servicer.lane_calls_done(served)
