@@ -26,8 +26,7 @@ import { keepPolling, stopPolling } from "./_poller.ts";
 import { encodeCallFrame, FRAME_SPILL, type LaneLayout, LaneProtocolError, OFF, REQ, RESULT_MARKER, SLOT_HEADER_BYTES } from "./ring.ts";
 
 export type { LaneEnvironment } from "./_lane_environment.ts";
-/** The cleanup of a call with nothing to disarm. */
-const NO_CLEANUP = (): void => {};
+const NO_CLEANUP = (): void => {}; // The cleanup of a call with nothing to disarm.
 
 /** Stream items the worker may send ahead of the consumer. */
 export const STREAM_CREDIT_WINDOW = 16;
@@ -43,8 +42,7 @@ export class FastLaneTransport implements WorkerTransport {
   #requestHead: number;
   #responseTail: number;
   #spinUntil = 0;
-  /** A frame went out since the last poll: the spin budget restarts there. */
-  #sent = false;
+  #sent = false; // A frame went out since the last poll: the spin budget restarts there.
   #parked = false;
   /** The last poll found nothing: a reply found now is one a spin waited for. */
   #waiting = false;
@@ -260,8 +258,7 @@ export class FastLaneTransport implements WorkerTransport {
   }
 
   #activate(): void {
-    // The spin restarts at the next poll, from that poll's clock reading: a call reads no
-    // clock of its own (on Deno each read is a runtime call).
+    // The spin restarts from the next poll's clock reading (on Deno a read is a runtime call).
     this.#spinUntil = 0;
     this.#sent = true;
     if (this.#parked) {
@@ -283,8 +280,7 @@ export class FastLaneTransport implements WorkerTransport {
       free = spilled.free;
       slotFrame = encodeFrame([FRAME_SPILL, spilled.name, frame.byteLength]);
     }
-    const layout = this.#layout;
-    if (this.#backlog.length > 0 || ((this.#requestHead - layout.load(OFF.reqTail)) >>> 0) >= layout.slotCount) {
+    if (this.#mustQueue()) {
       this.#backlog.push({ frame: slotFrame.slice(), entry });
     } else {
       if (entry) entry.index = this.#requestHead;
@@ -301,13 +297,16 @@ export class FastLaneTransport implements WorkerTransport {
    * slot); the caller then takes `#send`.
    */
   #sendCall(request: WireRequest, entry: PendingCall): boolean {
-    const layout = this.#layout;
-    if (this.#backlog.length > 0 || ((this.#requestHead - layout.load(OFF.reqTail)) >>> 0) >= layout.slotCount) return false;
-    if (!layout.writeCall(this.#requestHead, request, false)) return false;
+    if (this.#mustQueue() || !this.#layout.writeCall(this.#requestHead, request, false)) return false;
     entry.index = this.#requestHead;
     this.#advanceRequestHead();
     this.#activate();
     return true;
+  }
+
+  /** Whether a frame must wait in the backlog (others wait there, or the ring is full). */
+  #mustQueue(): boolean {
+    return this.#backlog.length > 0 || ((this.#requestHead - this.#layout.load(OFF.reqTail)) >>> 0) >= this.#layout.slotCount;
   }
 
   #advanceRequestHead(): void {
@@ -333,9 +332,8 @@ export class FastLaneTransport implements WorkerTransport {
   }
 
   /**
-   * Reads every published reply; true when there was any. Result frames are delivered where
-   * they lie (only their data copied out); any other frame, and every frame after it, is copied
-   * and delivered once the tail is published, in order.
+   * Reads every published reply; true when there was any. Results are delivered where they lie
+   * (data copied out); any other frame, and all after it, are copied and delivered in order.
    */
   #drain(): boolean {
     const layout = this.#layout;
@@ -352,8 +350,7 @@ export class FastLaneTransport implements WorkerTransport {
     while (index !== head) {
       const length = layout.checkResponse(index);
       const start = layout.responseSlot(index) + SLOT_HEADER_BYTES;
-      // Once a frame is deferred, every later one is too: replies keep their order (a broken
-      // frame fails the calls whose replies follow it).
+      // Replies keep their order: a broken frame fails the calls whose replies follow it.
       if (others === undefined && bytes[start] === RESULT_MARKER) this.#pending.deliverResult(bytes, view, start, length, true);
       else (others ??= []).push(bytes.slice(start, start + length));
       index = (index + 1) >>> 0;
